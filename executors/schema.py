@@ -1,0 +1,227 @@
+"""Execution jobs and verdicts: the JSON contract of ``python -m executors run`` (schema v1).
+
+A job and a verdict are plain dicts on the wire; these dataclasses validate and carry them.
+``parse_job`` turns any decoded JSON value into a :class:`Job` or raises :class:`InvalidJob`
+with a message that names the bad field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+LANGUAGES = ("python", "javascript", "go", "rust", "cpp")
+FORMATS = ("check", "asserts", "io", "call")
+COMPARATORS = ("exact", "whitespace", "float")
+STATUSES = (
+    "passed",
+    "failed",
+    "compile_error",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "sandbox_error",
+    "invalid_job",
+)
+# which test formats each language supports
+SUPPORTED = {
+    "python": ("check", "asserts", "io", "call"),
+    "javascript": ("io", "asserts"),
+    "go": ("io",),
+    "rust": ("io",),
+    "cpp": ("io",),
+}
+LANGUAGE_ALIASES = {"py": "python", "python3": "python", "js": "javascript", "node": "javascript",
+                    "c++": "cpp", "golang": "go", "rs": "rust"}
+
+
+class InvalidJob(ValueError):
+    """A job that cannot be run as written; the message names the field and what is valid."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-job resource limits. ``timeout_s`` is per test case for ``io``, per job otherwise."""
+
+    timeout_s: float = 5.0
+    memory_mb: int = 512
+    output_bytes: int = 1 << 20
+
+    MAX_TIMEOUT_S = 120.0
+    MAX_MEMORY_MB = 16384
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    language: str
+    source: str
+    tests: dict[str, Any]
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class TestResult:
+    status: str
+    time_s: float
+    message: str = ""
+
+
+@dataclass
+class Verdict:
+    id: str
+    status: str
+    passed: int
+    total: int
+    tests: list[TestResult]
+    duration_s: float
+    stdout: str = ""
+    stderr: str = ""
+    message: str = ""
+    retries: int = 0
+    cached_compile: bool = False
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["duration_s"] = round(self.duration_s, 6)
+        for t in d["tests"]:
+            t["time_s"] = round(t["time_s"], 6)
+        return d
+
+
+def invalid(job_id: str, message: str) -> Verdict:
+    return Verdict(id=job_id, status="invalid_job", passed=0, total=0, tests=[],
+                   duration_s=0.0, message=message)
+
+
+def _need(d: dict, key: str, typ: type | tuple, where: str) -> Any:
+    if key not in d:
+        raise InvalidJob(f"{where}: missing required field {key!r}")
+    v = d[key]
+    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+        name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise InvalidJob(f"{where}: field {key!r} must be {name}, got {type(v).__name__}")
+    return v
+
+
+def _str_list(v: Any, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidJob(f"{where} must be a list of strings")
+    return v
+
+
+def _check_tests(language: str, tests: Any) -> dict[str, Any]:
+    if not isinstance(tests, dict):
+        raise InvalidJob(f"field 'tests' must be an object, got {type(tests).__name__}")
+    fmt = tests.get("format")
+    if fmt not in FORMATS:
+        raise InvalidJob(f"tests.format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt not in SUPPORTED[language]:
+        raise InvalidJob(
+            f"language {language!r} does not support tests.format {fmt!r} "
+            f"(supported: {', '.join(SUPPORTED[language])})"
+        )
+    w = f"tests ({fmt})"
+    if fmt == "check":
+        _need(tests, "code", str, w)
+        entry = _need(tests, "entry_point", str, w)
+        if not entry.isidentifier():
+            raise InvalidJob(f"{w}: entry_point {entry!r} is not an identifier")
+    elif fmt == "asserts":
+        asserts = _str_list(_need(tests, "asserts", list, w), f"{w}: asserts")
+        if not asserts:
+            raise InvalidJob(f"{w}: asserts is empty; a job needs at least one test")
+        if not isinstance(tests.get("setup", ""), str):
+            raise InvalidJob(f"{w}: setup must be a string")
+    elif fmt == "io":
+        cases = _need(tests, "cases", list, w)
+        if not cases:
+            raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
+        for i, c in enumerate(cases):
+            if not isinstance(c, dict):
+                raise InvalidJob(f"{w}: cases[{i}] must be an object")
+            _need(c, "input", str, f"{w}: cases[{i}]")
+            _need(c, "output", str, f"{w}: cases[{i}]")
+        compare = tests.get("compare", "whitespace")
+        if compare not in COMPARATORS:
+            raise InvalidJob(f"{w}: compare must be one of {', '.join(COMPARATORS)}; got {compare!r}")
+        tol = tests.get("tolerance", 1e-6)
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+            raise InvalidJob(f"{w}: tolerance must be a non-negative number; got {tol!r}")
+    elif fmt == "call":
+        fn = _need(tests, "fn_name", str, w)
+        if not fn.isidentifier():
+            raise InvalidJob(f"{w}: fn_name {fn!r} is not an identifier")
+        cases = _need(tests, "cases", list, w)
+        if not cases:
+            raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
+        for i, c in enumerate(cases):
+            if not isinstance(c, dict) or "expected" not in c:
+                raise InvalidJob(f"{w}: cases[{i}] must be an object with 'args' and 'expected'")
+            if not isinstance(c.get("args", []), list):
+                raise InvalidJob(f"{w}: cases[{i}].args must be a list")
+            if not isinstance(c.get("kwargs", {}), dict):
+                raise InvalidJob(f"{w}: cases[{i}].kwargs must be an object")
+    return tests
+
+
+def _limits(v: Any) -> Limits:
+    if v is None:
+        return Limits()
+    if not isinstance(v, dict):
+        raise InvalidJob(f"field 'limits' must be an object, got {type(v).__name__}")
+    unknown = set(v) - {"timeout_s", "memory_mb", "output_bytes"}
+    if unknown:
+        raise InvalidJob(f"limits: unknown field(s) {sorted(unknown)}; "
+                         "valid: timeout_s, memory_mb, output_bytes")
+    d = Limits()
+    t = v.get("timeout_s", d.timeout_s)
+    m = v.get("memory_mb", d.memory_mb)
+    o = v.get("output_bytes", d.output_bytes)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 < t <= Limits.MAX_TIMEOUT_S):
+        raise InvalidJob(f"limits.timeout_s must be a number in (0, {Limits.MAX_TIMEOUT_S}]; got {t!r}")
+    if isinstance(m, bool) or not isinstance(m, int) or not (16 <= m <= Limits.MAX_MEMORY_MB):
+        raise InvalidJob(f"limits.memory_mb must be an integer in [16, {Limits.MAX_MEMORY_MB}]; got {m!r}")
+    if isinstance(o, bool) or not isinstance(o, int) or not (1 <= o <= 64 << 20):
+        raise InvalidJob(f"limits.output_bytes must be an integer in [1, {64 << 20}]; got {o!r}")
+    return Limits(timeout_s=float(t), memory_mb=m, output_bytes=o)
+
+
+def job_id_of(obj: Any) -> str:
+    """Best-effort id of a possibly malformed job, so its invalid_job verdict can be matched."""
+    if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)) and not isinstance(
+        obj.get("id"), bool
+    ):
+        return str(obj["id"])
+    return ""
+
+
+def parse_job(obj: Any) -> Job:
+    """Validate a decoded JSON job; raise InvalidJob naming the first problem."""
+    if not isinstance(obj, dict):
+        raise InvalidJob(f"a job must be a JSON object, got {type(obj).__name__}")
+    jid = obj.get("id")
+    if isinstance(jid, bool) or not isinstance(jid, (str, int)) or str(jid) == "":
+        raise InvalidJob("field 'id' must be a non-empty string (or integer)")
+    lang = _need(obj, "language", str, "job")
+    lang = LANGUAGE_ALIASES.get(lang.lower(), lang.lower())
+    if lang not in LANGUAGES:
+        raise InvalidJob(f"field 'language' must be one of {', '.join(LANGUAGES)}; got {obj['language']!r}")
+    source = _need(obj, "source", str, "job")
+    if "\x00" in source:
+        raise InvalidJob("field 'source' contains a NUL byte")
+    tests = _check_tests(lang, obj.get("tests"))
+    return Job(id=str(jid), language=lang, source=source, tests=tests,
+               limits=_limits(obj.get("limits")))
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
