@@ -221,6 +221,7 @@ def template_loop(sock):
     Each candidate is double-forked so that it is re-parented to the zygote (a child
     subreaper), which can then wait for it and read its exit status.
     """
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # middle processes reap themselves
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
@@ -233,6 +234,7 @@ def template_loop(sock):
         mid = os.fork()
         if mid == 0:
             os.close(r)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # keep the candidate's zombie for us
             pid = os.fork()
             if pid == 0:
                 os.close(w)
@@ -242,10 +244,8 @@ def template_loop(sock):
         os.close(w)
         for fd in fds:
             os.close(fd)
-        data = read_exact(r, 4)
+        sock.send(read_exact(r, 4))  # the zygote waits until the candidate is re-parented
         os.close(r)
-        os.waitpid(mid, 0)  # once the middle process is gone, the candidate is the zygote's
-        sock.send(data)
 
 
 def candidate_start(cmd, fds, tsock):
@@ -257,13 +257,12 @@ def candidate_start(cmd, fds, tsock):
         os.dup2(stdin_fd, 0)
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
-        keep = {0, 1, 2, src_fd} | ({rpc_fd} if rpc_fd is not None else set())
-        for fd in range(3, 1024):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        keep = sorted({src_fd} | ({rpc_fd} if rpc_fd is not None else set()))
+        lo = 3
+        for fd in keep:
+            os.closerange(lo, fd)
+            lo = fd + 1
+        os.closerange(lo, 65536)
         os.setsid()
         os.chdir(cmd["cwd"])
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -532,18 +531,21 @@ class Zygote:
             pfd = None
         try:
             while True:
-                got, st = os.waitpid(pid, os.WNOHANG)
+                try:
+                    got, st = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:  # not re-parented to us yet
+                    got, st = 0, None
+                    if pfd is None:
+                        return None
                 if got:
                     return st
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 if pfd is not None:
-                    select.select([pfd], [], [], left)
+                    select.select([pfd], [], [], min(left, 0.0002 if st is None else left))
                 else:
                     time.sleep(0.0005)
-        except ChildProcessError:
-            return None
         finally:
             if pfd is not None:
                 os.close(pfd)

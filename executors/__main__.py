@@ -1,0 +1,92 @@
+"""``python -m executors run|bench|selfcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Iterator, TextIO
+
+from .runner import Runner
+from .sandbox import IsolationError, Sandbox
+from .schema import invalid
+
+
+def read_jobs(stream: TextIO) -> Iterator[Any]:
+    """Decoded job objects; a line that is not JSON yields an invalid-job marker."""
+    for n, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as e:
+            yield _BadLine(n, str(e))
+
+
+class _BadLine:
+    def __init__(self, n: int, err: str) -> None:
+        self.msg = f"line {n}: not valid JSON ({err})"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    stream = open(args.input) if args.input else sys.stdin
+    out = sys.stdout
+    try:
+        with Runner(args.workers) as runner:
+            bad: list[dict] = []
+
+            def jobs() -> Iterator[Any]:
+                for obj in read_jobs(stream):
+                    if isinstance(obj, _BadLine):
+                        bad.append(invalid("", obj.msg).to_dict())
+                        continue
+                    yield obj
+
+            for verdict in runner.run(jobs()):
+                while bad:
+                    out.write(json.dumps(bad.pop()) + "\n")
+                out.write(json.dumps(verdict) + "\n")
+                out.flush()
+            for v in bad:
+                out.write(json.dumps(v) + "\n")
+    except IsolationError as e:
+        print(f"executors: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    box = Sandbox(0)
+    try:
+        box.start()
+    except IsolationError as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        return 3
+    finally:
+        box.close()
+    print(json.dumps({"isolation": "ok", **box.probe}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m executors")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="read jobs as JSON lines, write one verdict per line")
+    r.add_argument("--input", help="a JSONL file of jobs (default: stdin)")
+    r.add_argument("--workers", type=int, default=None, help="sandboxes (default: one per core)")
+    b = sub.add_parser("bench", help="HumanEval throughput: executor vs fresh firejail vs fork")
+    b.add_argument("--workers", type=int, default=None)
+    b.add_argument("--repeat", type=int, default=3, help="passes over the 164 problems")
+    sub.add_parser("selfcheck", help="start one sandbox and verify isolation is in force")
+    args = p.parse_args(argv)
+    if args.cmd == "run":
+        return cmd_run(args)
+    if args.cmd == "selfcheck":
+        return cmd_selfcheck(args)
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

