@@ -402,7 +402,10 @@ def io_verdict(job: Job, cases_out: list[dict]) -> Verdict:
         if not r["finished"]:
             tests.append(TestResult("timeout", r["wall"], "time limit exceeded"))
             continue
-        if job.language == "python" and r["exit"] == ["exit", 121]:  # SyntaxError
+        if (job.language == "python" and r["exit"] == ["exit", 121]) or (  # SyntaxError
+            job.language == "javascript" and r["exit"] == ["exit", 1] and not raw
+            and "SyntaxError" in stderr and "main.js:" in stderr
+        ):
             return Verdict(job.id, "compile_error", 0, len(spec["cases"]), [], 0.0,
                            stderr=stderr, message="the program does not parse")
         st = exit_status(r["exit"], stderr, r["stdout_size"], job.limits.output_bytes)
