@@ -267,6 +267,7 @@ def candidate_start(cmd, fds, tsock):
         os.chdir(cmd["cwd"])
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # python ignores it; the limit must kill
         apply_limits(cmd["limits"])
         if cmd["mode"] == "exec":
             os.close(src_fd)
