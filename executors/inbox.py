@@ -169,9 +169,7 @@ def wipe():
 
 
 def remove_tree(path):
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
         try:
@@ -182,7 +180,6 @@ def remove_tree(path):
             remove_tree(os.path.join(path, name))
         os.rmdir(path)
     else:
-        del st
         os.unlink(path)
 
 
@@ -465,10 +462,9 @@ def judge_main(req, sock, res_fd):
             emit({"i": 0, "status": "error", "msg": f"the program defines no function {entry!r}",
                   "time": 0.0})
             os._exit(0)
-        steps = [(spec["code"], None), (f"check({entry})", entry)]
-        tests = [steps]
+        tests = [[spec["code"], f"check({entry})"]]
     else:
-        tests = [[(a, None)] for a in spec["asserts"]]
+        tests = [[a] for a in spec["asserts"]]
         if spec.get("setup"):
             try:
                 exec(compile(spec["setup"], "setup.py", "exec"), ns)
@@ -478,7 +474,7 @@ def judge_main(req, sock, res_fd):
     for i, steps in enumerate(tests):
         t0 = time.perf_counter()
         try:
-            for code, _ in steps:
+            for code in steps:
                 exec(compile(code, f"test_{i}.py", "exec"), ns)
             emit({"i": i, "status": "passed", "time": time.perf_counter() - t0})
         except AssertionError as e:
@@ -678,7 +674,7 @@ class Zygote:
                     src = job["source"].encode() if job["mode"] == "main" else b""
                     r = self.run_io_case(job, stdin_text.encode(), src, job["argv"], job["mode"])
                     cases.append(r)
-                    if not self.sweep_only():
+                    if not sweep({self.pid, self.template}):
                         return {"ok": False, "error": "could not end the run's processes"}
                     if job.get("stop_on_failure") and not (
                         r["finished"] and r["exit"] == ["exit", 0]
@@ -702,9 +698,6 @@ class Zygote:
                 # processes we cannot end means this sandbox must be thrown away
                 write_frame(1, {"ok": False, "error": "sandbox could not be cleaned"})
                 os._exit(3)
-
-    def sweep_only(self):
-        return sweep({self.pid, self.template})
 
     def serve(self):
         while True:

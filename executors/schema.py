@@ -7,7 +7,6 @@ with a message that names the bad field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -222,6 +221,3 @@ def parse_job(obj: Any) -> Job:
     return Job(id=str(jid), language=lang, source=source, tests=tests,
                limits=_limits(obj.get("limits")))
 
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
