@@ -1,0 +1,1 @@
+"""RLCE: reinforcement learning from code execution. Driver-side types, config and loop."""
