@@ -71,7 +71,15 @@ class VLLMBackend:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(**{k: v for k, v in self.kwargs.items() if v is not None})
+        kwargs = {k: v for k, v in self.kwargs.items() if v is not None}
+        if not torch.cuda.is_available():
+            # vLLM 0.32 on CPU: when a seeded request's prefill is split over steps, the worker
+            # rewinds the request's torch.Generator with set_offset, which CPU generators do not
+            # support, and the engine dies. Unsplit prefills never rewind.
+            kwargs.setdefault("enable_chunked_prefill", False)
+            kwargs.setdefault("max_num_batched_tokens", max(self.kwargs["max_model_len"] or 8192,
+                                                            4096))
+        args = AsyncEngineArgs(**kwargs)
         self.engine = AsyncLLM.from_engine_args(args)
         self.max_model_len = self.engine.model_config.max_model_len
 

@@ -236,7 +236,8 @@ def spawn_rollout_actors(cfg: RolloutConfig, count: int = 1) -> list[Any]:
     if cfg.backend == "vllm" and "runtime_env" not in opts:
         # vLLM starts its engine core with multiprocessing; spawn is safe inside Ray workers
         opts["runtime_env"] = {"env_vars": {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}}
-    actors = [RolloutActor.options(name=None, **opts).remote(cfg, f"rollout-{i}")
+    tag = uuid.uuid4().hex[:4]
+    actors = [RolloutActor.options(**opts).remote(cfg, f"{cfg.backend}-{tag}-{i}")
               for i in range(count)]
     ray.get([a.start.remote() for a in actors])
     return actors

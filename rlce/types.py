@@ -72,3 +72,24 @@ class Sample:
     request_id: str = ""
     engine: str = ""
     latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScoredSample:
+    """A sample with its reward, as the learner takes it."""
+
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+    behaviour_logprobs: tuple[float, ...]
+    reward: float
+    policy_version: int = 0
+
+
+@dataclass(frozen=True)
+class TrainGroup:
+    """The ``n`` scored samples of one problem. ``advantages``, when given, are used as they
+    are; otherwise the learner computes them from the rewards with its estimator."""
+
+    problem_id: str
+    samples: tuple[ScoredSample, ...]
+    advantages: tuple[float, ...] | None = None

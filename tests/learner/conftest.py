@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from actors.models import build_tiny_model, cache_dir
+from learner.learner import LearnerConfig
+from rlce.types import ScoredSample, TrainGroup
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    return str(build_tiny_model(cache_dir() / "models" / "tiny-llama-test"))
+
+
+@pytest.fixture
+def cfg(tiny_model) -> LearnerConfig:
+    return LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=64, seed=0)
+
+
+def fixed_groups(learner, n_groups: int = 2, n: int = 4, length: int = 6) -> list[TrainGroup]:
+    """Groups of deterministic samples with behaviour logprobs from the learner itself and
+    rewards 1 for even-indexed samples, 0 for odd ones."""
+    groups = []
+    for g in range(n_groups):
+        samples = []
+        for i in range(n):
+            prompt = [1, 10 + g, 20 + g]
+            completion = [(100 + 37 * g + 13 * i + 7 * t) % 5000 + 50 for t in range(length + i % 2)]
+            lp = learner.logprobs(prompt, completion)
+            samples.append(ScoredSample(tuple(prompt), tuple(completion), tuple(lp),
+                                        reward=float(i % 2 == 0)))
+        groups.append(TrainGroup(f"g{g}", tuple(samples)))
+    return groups

@@ -1,0 +1,145 @@
+"""The learner's step, validation, micro-batching and exact resume, on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from learner.learner import BatchError, Learner, LearnerConfig, lr_factor
+from rlce.types import ScoredSample, TrainGroup
+
+from .conftest import fixed_groups
+
+
+def test_step_raises_positive_and_lowers_negative_advantage(cfg):
+    learner = Learner(cfg)
+    groups = fixed_groups(learner)
+    before = [[sum(learner.logprobs(s.prompt_ids, s.completion_ids)) for s in g.samples]
+              for g in groups]
+    metrics = learner.step(groups)
+    after = [[sum(learner.logprobs(s.prompt_ids, s.completion_ids)) for s in g.samples]
+             for g in groups]
+    for b, a in zip(before, after):
+        for i in range(len(b)):
+            if i % 2 == 0:
+                assert a[i] > b[i], "positive advantage must raise the sample's logprob"
+            else:
+                assert a[i] < b[i], "negative advantage must lower the sample's logprob"
+    for key in ("loss", "clip_frac", "kl", "entropy", "grad_norm", "lr", "tokens_per_s",
+                "is_weight_mean", "is_weight_max_raw", "is_truncated_frac"):
+        assert math.isfinite(metrics[key]), key
+    assert metrics["step"] == 1 and metrics["grad_norm"] > 0 and metrics["entropy"] > 0
+    assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)  # behaviour == learner
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "drgrpo", "rloo", "reinforce_pp"])
+def test_every_estimator_steps(cfg, estimator):
+    learner = Learner(dataclasses.replace(cfg, estimator=estimator))
+    m = learner.step(fixed_groups(learner, n_groups=1))
+    assert m["grad_norm"] > 0 and abs(m["advantage_mean"]) < 1e-6
+
+
+def test_micro_batching_matches_one_big_batch(cfg):
+    small = Learner(dataclasses.replace(cfg, micro_batch_tokens=16))
+    big = Learner(dataclasses.replace(cfg, micro_batch_tokens=10_000))
+    groups = fixed_groups(big)
+    assert len(small.micro_batches(small._rows(groups))) > 1
+    assert len(big.micro_batches(big._rows(groups))) == 1
+    a, b = small.step(groups), big.step(groups)
+    # same loss and the same gradient (Adam's first step is sign-like, so compare before it)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
+    assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+    assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-5)
+
+
+def test_kl_to_the_frozen_reference(cfg):
+    learner = Learner(dataclasses.replace(cfg, kl_coef=0.1))
+    groups = fixed_groups(learner)
+    assert learner.step(groups)["kl"] == pytest.approx(0.0, abs=1e-6)  # pi == ref before
+    assert learner.step(groups)["kl"] > 1e-6  # and apart after one update
+
+
+def test_second_mini_batch_is_clipped_against_the_old_policy(cfg):
+    learner = Learner(dataclasses.replace(cfg, mini_batches=2, lr=5e-3))
+    m = learner.step(fixed_groups(learner))
+    assert m["step"] == 2 and m["clip_frac"] > 0
+
+
+def test_stale_samples_are_corrected_by_truncated_importance_weights(cfg):
+    learner = Learner(dataclasses.replace(cfg, tis_cap=2.0))
+    groups = fixed_groups(learner, n_groups=1)
+    stale = [TrainGroup(g.problem_id, tuple(dataclasses.replace(
+        s, behaviour_logprobs=tuple(x - 1.5 for x in s.behaviour_logprobs))
+        for s in g.samples)) for g in groups]
+    m = learner.step(stale)
+    assert m["is_weight_max_raw"] == pytest.approx(math.exp(1.5), rel=1e-3)
+    assert m["is_truncated_frac"] == pytest.approx(1.0)
+    assert m["is_weight_mean"] == pytest.approx(2.0)
+
+
+def bad(groups, **change):
+    g = groups[0]
+    s = dataclasses.replace(g.samples[0], **change)
+    return [TrainGroup(g.problem_id, (s,) + g.samples[1:])] + groups[1:]
+
+
+def test_invalid_batches_are_rejected_with_reasons(cfg):
+    learner = Learner(cfg)
+    groups = fixed_groups(learner)
+    with pytest.raises(BatchError, match="empty batch"):
+        learner.step([])
+    with pytest.raises(BatchError, match="reward nan is not a finite number"):
+        learner.step(bad(groups, reward=float("nan")))
+    with pytest.raises(BatchError, match="5 logprobs for 6 completion tokens"):
+        learner.step(bad(groups, behaviour_logprobs=(-1.0,) * 5))
+    with pytest.raises(BatchError, match="empty completion"):
+        learner.step(bad(groups, completion_ids=(), behaviour_logprobs=()))
+    with pytest.raises(BatchError, match="3 advantages for 4 samples"):
+        learner.step([TrainGroup("g", groups[0].samples, advantages=(1.0, 0.0, 0.0))])
+    with pytest.raises(BatchError, match="has no samples"):
+        learner.step([TrainGroup("g", ())])
+    assert learner.get_step() == 0  # nothing was stepped
+
+
+def test_invalid_config_names_the_option():
+    with pytest.raises(ValueError, match="learner.estimator"):
+        LearnerConfig(estimator="ppo")
+    with pytest.raises(ValueError, match="norm_tokens"):
+        LearnerConfig(aggregation="token_sum")
+
+
+def test_lr_schedule():
+    c = LearnerConfig(warmup_steps=4, schedule="cosine", total_steps=14, min_lr_ratio=0.1)
+    assert [lr_factor(s, c) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(9, c) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(14, c) == pytest.approx(0.1)
+
+
+def test_checkpoint_resume_is_exact(cfg, tmp_path):
+    c = dataclasses.replace(cfg, warmup_steps=2, schedule="cosine", total_steps=6)
+    straight = Learner(c)
+    batches = [fixed_groups(straight, n_groups=1, length=4 + k) for k in range(4)]
+    for b in batches:
+        straight.step(b)
+    first = Learner(c)
+    for b in batches[:2]:
+        first.step(b)
+    ckpt = first.save_checkpoint(tmp_path / "ckpt")
+    resumed = Learner(c, resume_from=ckpt)
+    assert resumed.get_step() == 2
+    for b in batches[2:]:
+        resumed.step(b)
+    for (n, p), (_, q) in zip(straight.model.named_parameters(),
+                              resumed.model.named_parameters()):
+        assert torch.equal(p, q), n
+    assert (straight.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"])
+    from transformers import AutoModelForCausalLM  # the folder loads as it is
+    AutoModelForCausalLM.from_pretrained(ckpt)
+
+
+def test_resume_from_a_folder_without_state_is_a_clear_error(cfg, tiny_model):
+    with pytest.raises(FileNotFoundError, match="not a learner checkpoint"):
+        Learner(cfg, resume_from=tiny_model)
