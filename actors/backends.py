@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -37,7 +40,27 @@ class Backend(Protocol):
     async def load_weights(self, named: dict[str, torch.Tensor], inflight: InflightMode
                            ) -> None: ...
 
+    async def load_weights_file(self, path: str, inflight: InflightMode) -> None: ...
+
     async def shutdown(self) -> None: ...
+
+
+def shm_dir() -> Path:
+    """Shared memory where the machine has it (weights are written once and memory-mapped
+    by every engine on the node), else the temporary directory."""
+    d = Path(os.environ.get("RLCE_SHM_DIR") or "/dev/shm")
+    return d if d.is_dir() and os.access(d, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def write_shm_safetensors(named: dict[str, Any], tag: str = "") -> Path:
+    """Write tensors (or numpy arrays) to a fresh safetensors file in shared memory."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v)
+               .detach().to("cpu").contiguous() for k, v in named.items()}
+    path = shm_dir() / f"rlce-weights-{tag or uuid.uuid4().hex}.safetensors"
+    save_file(tensors, str(path))
+    return path
 
 
 def completion_seed(settings: SamplingSettings, index: int) -> int | None:
@@ -109,12 +132,18 @@ class VLLMBackend:
         return Completion(tuple(o.token_ids), logprobs, o.text, o.finish_reason)
 
     async def load_weights(self, named: dict[str, torch.Tensor], inflight: InflightMode) -> None:
+        # vLLM's RPC encodes a dict of tensors as lists and moves bytes slowly (about 10 s for
+        # 540 MB here), so tensors handed in directly go through a shared-memory file as well
+        path = write_shm_safetensors(named)
+        try:
+            await self.load_weights_file(str(path), inflight)
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def load_weights_file(self, path: str, inflight: InflightMode) -> None:
         await self.engine.pause_generation(mode=inflight, clear_cache=False)
         try:
-            from safetensors.torch import save
-
-            blob = save({k: v.detach().contiguous() for k, v in named.items()})
-            await self.engine.collective_rpc("rlce_load_weights", args=(blob,))
+            await self.engine.collective_rpc("rlce_load_weights_file", args=(path,))
             # cached prefixes hold keys and values of the old weights; running requests are
             # preempted so that their KV is recomputed with the new ones
             await self.engine.reset_prefix_cache(reset_running_requests=True)
@@ -214,9 +243,14 @@ class TransformersBackend:
                 params = dict(self.model.named_parameters())
                 for name, t in named.items():
                     if name in params:
-                        params[name].copy_(t.to(params[name].dtype))
+                        params[name].copy_(torch.as_tensor(t).to(params[name].dtype))
 
         await asyncio.to_thread(load)
+
+    async def load_weights_file(self, path: str, inflight: InflightMode) -> None:
+        from safetensors.torch import load_file
+
+        await self.load_weights(load_file(path), inflight)
 
     async def weight_digest(self) -> float:
         with torch.no_grad():

@@ -25,7 +25,7 @@ import ray
 
 from rlce.types import Prompt, Sample, SamplingSettings
 
-from .backends import Backend, InflightMode, TransformersBackend, VLLMBackend
+from .backends import Backend, TransformersBackend, VLLMBackend
 from .models import resolve_model
 from .weights import WeightSpec
 
@@ -200,23 +200,44 @@ class Rollout:
 
     # weights
 
-    async def update_weights(self, named: dict, version: int | None = None) -> dict[str, Any]:
-        """Load a full set of Hugging Face-named tensors into the running engine and bump the
-        policy version (to ``version`` when given, else by one). A set with a wrong name, shape
-        or dtype, or a NaN, is rejected whole (WeightUpdateError) and the engine is unchanged."""
-        if isinstance(named, ray.ObjectRef):
-            named = await named
-        nbytes = self.spec.check(named)
+    def _next_version(self, version: int | None) -> int:
         new_version = self.version + 1 if version is None else int(version)
         if new_version <= self.version:
             raise ValueError(f"policy version must increase: at {self.version}, "
                              f"got {new_version}")
+        return new_version
+
+    async def update_weights(self, named: dict, version: int | None = None) -> dict[str, Any]:
+        """Load a full set of Hugging Face-named tensors (torch or numpy) into the running
+        engine and bump the policy version (to ``version`` when given, else by one). A set
+        with a wrong name, shape or dtype, or a NaN, is rejected whole (WeightUpdateError)
+        and the engine is unchanged."""
+        nbytes = self.spec.check(named)
+        new_version = self._next_version(version)
         t0 = time.perf_counter()
-        inflight: InflightMode = self.cfg.inflight_update  # type: ignore[assignment]
-        await self.backend.load_weights(named, inflight)
+        await self.backend.load_weights(named, self.cfg.inflight_update)  # type: ignore[arg-type]
+        return self._updated(new_version, t0, nbytes)
+
+    async def update_weights_from_file(self, path: str, version: int | None = None
+                                       ) -> dict[str, Any]:
+        """The same from a safetensors file on this node (a publisher's shared-memory file)."""
+        nbytes = self.spec.check_file(path)
+        new_version = self._next_version(version)
+        t0 = time.perf_counter()
+        await self.backend.load_weights_file(path, self.cfg.inflight_update)  # type: ignore[arg-type]
+        return self._updated(new_version, t0, nbytes)
+
+    def check_weight_meta(self, meta: dict[str, tuple[tuple[int, ...], bool]],
+                          version: int) -> None:
+        """Phase one of a publish: would this update (names, shapes, version) be taken?"""
+        self.spec.check_meta(meta)
+        self._next_version(version)
+
+    def _updated(self, new_version: int, t0: float, nbytes: int) -> dict[str, Any]:
         self.version = new_version
         self.stats["updates"] += 1
-        return {"version": self.version, "seconds": time.perf_counter() - t0, "bytes": nbytes}
+        return {"version": self.version, "seconds": time.perf_counter() - t0, "bytes": nbytes,
+                "engine": self.name}
 
     async def weight_digest(self) -> float:
         return await self.backend.weight_digest()
@@ -267,6 +288,7 @@ class RolloutPool:
             yield ray.get(ref)
 
     def update_weights(self, named: dict, version: int) -> list[dict[str, Any]]:
-        """Put the tensors in the object store once; every engine reads them from there."""
+        """Put the tensors in the object store once; every engine reads them from there.
+        (``learner.publish`` is the learner's faster, two-phase path.)"""
         ref = ray.put(named)
         return ray.get([a.update_weights.remote(ref, version) for a in self.actors])

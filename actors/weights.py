@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -42,31 +43,57 @@ class WeightSpec:
             shapes.pop("lm_head.weight", None)
         return cls(shapes, optional)
 
-    def check(self, named: dict[str, torch.Tensor]) -> int:
-        """Raise WeightUpdateError naming every problem; return the payload size in bytes."""
-        if not isinstance(named, dict) or not named:
+    def check_meta(self, meta: dict[str, tuple[tuple[int, ...], bool]]) -> None:
+        """Names, shapes and float-ness (``{name: (shape, is_float)}``) against the model;
+        raise WeightUpdateError naming every problem."""
+        if not isinstance(meta, dict) or not meta:
             raise WeightUpdateError("a weight update must be a non-empty dict of name -> tensor")
         problems: list[str] = []
-        missing = sorted(set(self.shapes) - set(named))
-        unknown = sorted(set(named) - set(self.shapes) - set(self.optional))
+        missing = sorted(set(self.shapes) - set(meta))
+        unknown = sorted(set(meta) - set(self.shapes) - set(self.optional))
         if missing:
             problems.append(f"missing {len(missing)} tensors (first: {missing[:3]})")
         if unknown:
             problems.append(f"unknown names {unknown[:5]}")
-        nbytes = 0
-        for name, t in named.items():
+        for name, (shape, is_float) in meta.items():
             want = self.shapes.get(name) or self.optional.get(name)
-            if not isinstance(t, torch.Tensor):
-                problems.append(f"{name}: not a tensor but {type(t).__name__}")
-                continue
-            nbytes += t.numel() * t.element_size()
-            if want is not None and tuple(t.shape) != want:
-                problems.append(f"{name}: shape {tuple(t.shape)}, expected {want}")
-            elif not t.is_floating_point():
-                problems.append(f"{name}: dtype {t.dtype} is not floating point")
-            elif want is not None and not bool(torch.isfinite(t).all()):
-                problems.append(f"{name}: contains NaN or inf")
+            if want is not None and tuple(shape) != want:
+                problems.append(f"{name}: shape {tuple(shape)}, expected {want}")
+            elif not is_float:
+                problems.append(f"{name}: not a floating-point tensor")
         if problems:
             raise WeightUpdateError("weight update rejected, engine unchanged: "
                                     + "; ".join(problems[:10]))
+
+    def check(self, named: dict) -> int:
+        """Check tensors (or numpy arrays) handed in directly, values included (no NaN or inf);
+        return the payload size in bytes."""
+        if not isinstance(named, dict) or not named:
+            raise WeightUpdateError("a weight update must be a non-empty dict of name -> tensor")
+        bad = [f"{k}: not a tensor but {type(v).__name__}" for k, v in named.items()
+               if not isinstance(v, (torch.Tensor, np.ndarray))]
+        if bad:
+            raise WeightUpdateError("weight update rejected, engine unchanged: " + "; ".join(bad))
+        tensors = {k: torch.as_tensor(v) for k, v in named.items()}
+        self.check_meta({k: (tuple(t.shape), t.is_floating_point()) for k, t in tensors.items()})
+        nonfinite = [k for k, t in tensors.items() if not bool(torch.isfinite(t).all())]
+        if nonfinite:
+            raise WeightUpdateError("weight update rejected, engine unchanged: "
+                                    f"NaN or inf in {nonfinite[:5]}")
+        return sum(t.numel() * t.element_size() for t in tensors.values())
+
+    def check_file(self, path: str | Path) -> int:
+        """Check a safetensors file's header (names, shapes, dtypes; values are the
+        publisher's to check); return the payload size in bytes."""
+        from safetensors import safe_open
+
+        meta, nbytes = {}, 0
+        with safe_open(str(path), framework="pt") as f:
+            for k in f.keys():
+                sl = f.get_slice(k)
+                shape, dtype = tuple(sl.get_shape()), sl.get_dtype()
+                meta[k] = (shape, dtype.startswith(("F", "BF")))
+                nbytes += int(np.prod(shape)) * {"F32": 4, "F16": 2, "BF16": 2,
+                                                 "F64": 8}.get(dtype, 4)
+        self.check_meta(meta)
         return nbytes

@@ -10,18 +10,19 @@ import torch
 class WeightLoader:
     """Methods added to vLLM's worker class (``self.model_runner`` is the worker's runner)."""
 
-    def rlce_load_weights(self, blob: bytes) -> int:
-        """Load Hugging Face-named tensors (serialised with ``safetensors.torch.save``: the
-        RPC's own encoding turns bare tensors inside a dict into lists) through the model's
-        own ``load_weights``, which fuses q/k/v and gate/up and shards for tensor parallelism.
-        Returns the number of tensors. The caller has checked names and shapes already."""
-        from safetensors.torch import load
+    def rlce_load_weights_file(self, path: str) -> int:
+        """Load Hugging Face-named tensors from a safetensors file (memory-mapped; on the same
+        node this is shared memory written once by the publisher) through vLLM's in-place
+        reload, which restores each layer's checkpoint-format parameters, runs the model's own
+        ``load_weights`` (q/k/v and gate/up fusion, tensor-parallel sharding), then redoes the
+        post-load processing. The caller has checked names and shapes. Returns the count."""
+        from safetensors import safe_open
 
-        named = load(blob)
-        # vLLM's in-place reload: restores each layer's checkpoint-format parameters, loads,
-        # then re-runs the post-load processing (repacking for the CPU kernels, for example)
         model = self.model_runner.get_model()
-        self.model_runner.reload_weights(weights_iterator=iter(named.items()))
+        with safe_open(path, framework="pt") as f:
+            names = list(f.keys())
+            self.model_runner.reload_weights(
+                weights_iterator=((k, f.get_tensor(k)) for k in names))
         # A tied lm_head shares the embedding's storage but is not itself in the loaded set,
         # so the reload does not redo its post-load step; on CPU that step keeps a packed copy
         # of the weight for the GEMM kernel, which would otherwise stay at the old values.
@@ -30,7 +31,7 @@ class WeightLoader:
             method = getattr(lm_head, "quant_method", None)
             if method is not None:
                 method.process_weights_after_loading(lm_head)
-        return len(named)
+        return len(names)
 
     def rlce_weight_digest(self) -> float:
         """A cheap fingerprint of the loaded weights (sum of every parameter), for tests that

@@ -121,12 +121,27 @@ def validate(groups: list[TrainGroup]) -> None:
         raise BatchError(f"batch rejected ({len(problems)} problems): " + "; ".join(problems[:8]))
 
 
+class SelectedLogits(torch.nn.Module):
+    """The causal LM, returning logits only at the given (row, position) pairs: the full
+    [batch, length, vocabulary] logits never exist. A module of its own so that FSDP2's root
+    hooks run around the whole computation."""
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, ids: torch.Tensor, attn: torch.Tensor, rows: torch.Tensor,
+                cols: torch.Tensor) -> torch.Tensor:
+        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
+        return self.lm.get_output_embeddings()(hidden[rows, cols])
+
+
 class Learner:
     """One learner process. With ``world_size > 1`` (see ``learner.distributed``) the model
     is sharded with FSDP2 and each rank steps on its share of the groups."""
 
     def __init__(self, cfg: LearnerConfig, resume_from: str | None = None, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, master: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from actors.models import resolve_model
@@ -145,16 +160,21 @@ class Learner:
         self.model.to(self.device).train()
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        self.policy = SelectedLogits(self.model)
         self.ref_model = None
         if cfg.kl_coef > 0:
-            self.ref_model = AutoModelForCausalLM.from_pretrained(
+            ref = AutoModelForCausalLM.from_pretrained(
                 resolve_model(cfg.model), dtype=torch.float32).to(self.device).eval()
-            self.ref_model.requires_grad_(False)
+            ref.requires_grad_(False)
+            self.ref_model = SelectedLogits(ref)
         if world_size > 1:
-            from .distributed import shard_model
+            from .distributed import init_process_group, shard_model
 
-            shard_model(self.model)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+            if master is None:
+                raise ValueError("world_size > 1 needs the master address (host:port)")
+            init_process_group(rank, world_size, master)
+            shard_model(self.policy)
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr,
                                            betas=(cfg.beta1, cfg.beta2),
                                            weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
@@ -224,8 +244,7 @@ class Learner:
         rows_t = torch.tensor(rows_i, device=self.device)
         cols_t = torch.tensor(cols_i, device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            hidden = model.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
-            logits = model.get_output_embeddings()(hidden[rows_t, cols_t]).float()
+            logits = model(ids, attn, rows_t, cols_t).float()
         logits = logits / self.cfg.temperature
         targets = ids[rows_t, cols_t + 1]
         lp_flat = logits.log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
@@ -254,7 +273,7 @@ class Learner:
         if n_mini > 1:  # the policy before this batch's updates, for the PPO ratio
             with torch.no_grad():
                 for mb in self.micro_batches(rows):
-                    lp, _, _ = self._forward(self.model, mb, False)
+                    lp, _, _ = self._forward(self.policy, mb, False)
                     for b, r in enumerate(mb):
                         old[id(r)] = lp[b]
         sums: dict[str, float] = {k: 0.0 for k in (
@@ -263,9 +282,22 @@ class Learner:
         is_min, is_max, processed = float("inf"), 0.0, 0
         for mini in minis:
             total_tokens = float(sum(len(r.ids) - r.prompt_len for r in mini))
-            for mb in self.micro_batches(mini):
-                logp, mask, ent = self._forward(self.model, mb, True)
-                processed += sum(len(r.ids) for r in mb)
+            total_seqs = float(len(mini))
+            mbs = self.micro_batches(mini)
+            weights = [1.0] * len(mbs)
+            if self.world_size > 1:
+                from .distributed import all_reduce
+
+                total_tokens, total_seqs = all_reduce([total_tokens, total_seqs])
+                # every rank must run as many forward/backward passes as the busiest one;
+                # the extra passes repeat a micro-batch with weight zero
+                (most,) = all_reduce([float(len(mbs))], op="max")
+                while len(mbs) < int(most):
+                    mbs.append(mbs[0])
+                    weights.append(0.0)
+            for mb, weight in zip(mbs, weights):
+                logp, mask, ent = self._forward(self.policy, mb, True)
+                processed += sum(len(r.ids) for r in mb) if weight else 0
                 old_lp = (torch.stack([old[id(r)][: logp.shape[1]] for r in mb])
                           if old else logp.detach())
                 beh = torch.zeros_like(logp)
@@ -277,30 +309,33 @@ class Learner:
                     raw = torch.exp(old_lp - beh)
                     w = losses.truncated_importance_weights(old_lp, beh, cfg.tis_cap)
                     m = mask.bool()
-                    sums["is_sum"] += float(w[m].sum())
-                    sums["is_truncated"] += float((raw[m] > cfg.tis_cap).sum())
-                    is_min = min(is_min, float(w[m].min()))
-                    is_max = max(is_max, float(raw[m].max()))
+                    if weight:
+                        sums["is_sum"] += float(w[m].sum())
+                        sums["is_truncated"] += float((raw[m] > cfg.tis_cap).sum())
+                        is_min = min(is_min, float(w[m].min()))
+                        is_max = max(is_max, float(raw[m].max()))
                 loss, m_pg = losses.ppo_clip_loss(
                     logp, old_lp, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
                     aggregation=cfg.aggregation, norm_tokens=cfg.norm_tokens, is_weights_B_T=w,
-                    total_tokens=total_tokens * self.world_size,
-                    total_seqs=len(mini) * self.world_size)
+                    total_tokens=total_tokens, total_seqs=int(total_seqs))
                 if self.ref_model is not None:
                     with torch.no_grad():
                         ref_lp, _, _ = self._forward(self.ref_model, mb, False)
                     kl = losses.kl_estimate(logp, ref_lp, cfg.kl_kind)
                     kl_term = losses.aggregate(kl, mask, cfg.aggregation, cfg.norm_tokens,
-                                               total_tokens, len(mini))
+                                               total_tokens, int(total_seqs))
                     loss = loss + cfg.kl_coef * kl_term
-                    sums["kl"] += float((kl.detach() * mask).sum())
+                    sums["kl"] += float((kl.detach() * mask).sum()) * weight
                 # FSDP averages gradients over ranks; the denominators above are global
-                (loss * self.world_size).backward()
+                (loss * self.world_size * weight).backward()
+                if weight == 0.0:
+                    continue
                 sums["loss"] += float(loss.detach())
                 sums["entropy"] += float((ent * mask).sum())
                 sums["clipped_tokens"] += m_pg["clipped_tokens"]
                 sums["tokens"] += m_pg["tokens"]
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(),
+                                                       cfg.max_grad_norm)
             grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor")
                               else grad_norm)
             if not math.isfinite(grad_norm):
@@ -335,7 +370,7 @@ class Learner:
     def logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
         self.model.eval()
         try:
-            lp, _, _ = self._forward(self.model, [_Row(list(prompt_ids) + list(completion_ids),
+            lp, _, _ = self._forward(self.policy, [_Row(list(prompt_ids) + list(completion_ids),
                                                        len(prompt_ids), [], 0.0)], False)
         finally:
             self.model.train()
@@ -344,13 +379,20 @@ class Learner:
     # weights and checkpoints
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Hugging Face-named full tensors on the CPU (gathered from shards under FSDP;
-        every rank must call it, rank 0 gets the tensors)."""
+        """Hugging Face-named full tensors on the CPU, tied copies once (gathered from shards
+        under FSDP; every rank must call it, rank 0 gets the tensors)."""
         if self.world_size > 1:
             from .distributed import full_state_dict
 
-            return full_state_dict(self.model)
-        return {k: v.detach().to("cpu") for k, v in self.model.state_dict().items()}
+            tied = {"lm_head.weight"} if self.model.config.tie_word_embeddings else set()
+            return full_state_dict(self.policy, prefix="lm.", drop=tied)
+        out, seen = {}, set()
+        for k, v in self.model.state_dict().items():
+            if v.data_ptr() in seen:  # a tied copy (lm_head = embeddings): send it once
+                continue
+            seen.add(v.data_ptr())
+            out[k] = v.detach().to("cpu")
+        return out
 
     def save_checkpoint(self, path: str | Path, extra: dict[str, Any] | None = None) -> str:
         """A Hugging Face folder (safetensors, config, tokenizer) plus ``trainer_state.pt``
@@ -391,6 +433,20 @@ class Learner:
         np.random.set_state(state["rng"]["numpy"])
         if state["rng"]["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def publish(self, actors: list[Any], version: int | None = None,
+                transport: str = "auto") -> dict[str, Any]:
+        """Send the current weights to every rollout engine as the next policy version
+        (every rank calls it under FSDP; rank 0 sends)."""
+        from .publish import publish_weights
+
+        version = self.version + 1 if version is None else version
+        sd = self.full_state_dict()
+        if self.rank != 0:
+            return {}
+        report = publish_weights(sd, actors, version, transport)
+        self.version = version
+        return report
 
     def get_step(self) -> int:
         return self.step_count

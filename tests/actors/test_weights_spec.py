@@ -26,7 +26,7 @@ def test_full_set_passes_and_counts_bytes(spec_and_sd):
      "unknown names"),
     (lambda sd: sd.__setitem__("model.norm.weight", torch.zeros(7)), "shape (7,)"),
     (lambda sd: sd.__setitem__("model.norm.weight", sd["model.norm.weight"].long()),
-     "not floating point"),
+     "not a floating-point tensor"),
     (lambda sd: sd["model.norm.weight"].__setitem__(0, float("nan")), "NaN"),
     (lambda sd: sd.__setitem__("model.norm.weight", [1.0]), "not a tensor"),
 ])

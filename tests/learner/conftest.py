@@ -2,14 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.models import build_tiny_model, cache_dir
 from learner.learner import LearnerConfig
 from rlce.types import ScoredSample, TrainGroup
-
-
-@pytest.fixture(scope="session")
-def tiny_model() -> str:
-    return str(build_tiny_model(cache_dir() / "models" / "tiny-llama-test"))
 
 
 @pytest.fixture

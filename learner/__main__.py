@@ -1,0 +1,28 @@
+"""``python -m learner bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m learner")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench", help="learner tokens/s and weight publish time vs a copy floor")
+    b.add_argument("--model", default="smollm2-135m-instruct")
+    b.add_argument("--groups", type=int, default=4)
+    b.add_argument("--n", type=int, default=4)
+    b.add_argument("--prompt-len", type=int, default=64)
+    b.add_argument("--completion-len", type=int, default=128)
+    b.add_argument("--micro-batch-tokens", type=int, default=2048)
+    b.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
+    b.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    from .bench import main as bench
+
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Weight broadcast from a learner to real rollout engines (a vLLM actor and a transformers
+actor on the local Ray instance), in both transports, and failed publishes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import ray
+import torch
+
+from actors.rollout import spawn_rollout_actors
+from actors.weights import WeightUpdateError
+from learner.learner import Learner
+from learner.publish import PublishError
+from rlce.types import Prompt, SamplingSettings
+
+from ..actors.test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
+from .conftest import fixed_groups
+
+
+@pytest.fixture(scope="module")
+def engines(ray_local, vllm_actor, tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg, backend="transformers")
+    (hf,) = spawn_rollout_actors(cfg, 1)
+    yield [vllm_actor, hf]
+    ray.kill(hf)
+
+
+@pytest.fixture(scope="module")
+def learner(tiny_model):
+    from learner.learner import LearnerConfig
+
+    lrn = Learner(LearnerConfig(model=tiny_model, lr=2e-3, micro_batch_tokens=256))
+    lrn.step(fixed_groups(lrn))  # weights now differ from the engines' start
+    return lrn
+
+
+def engine_versions(engines):
+    return [ray.get(a.get_version.remote()) for a in engines]
+
+
+@pytest.mark.parametrize("transport", ["shm", "object_store"])
+def test_after_publish_engines_match_the_learner(engines, learner, transport):
+    start = max(engine_versions(engines))
+    learner.set_version(start)
+    report = learner.publish(engines, transport=transport)
+    assert report["transport"] == transport
+    assert engine_versions(engines) == [start + 1, start + 1] == [learner.get_version()] * 2
+    print(f"publish {transport}: {report['bytes'] / 1e6:.1f} MB in {report['total_s']:.2f}s")
+    prompt = [Prompt("fixed", token_ids=(1, 17, 42, 99))]
+    for engine in engines:
+        (s,) = collect(engine, prompt, SamplingSettings(max_tokens=16, seed=5))
+        assert s.policy_version == start + 1
+        mine = torch.tensor(learner.logprobs(list(s.prompt_ids), list(s.completion_ids)))
+        assert (mine - torch.tensor(s.logprobs)).abs().max() < MAX_ABS_LOGPROB_ERR
+
+
+def test_publish_that_one_engine_would_reject_changes_no_engine(engines, learner):
+    before = engine_versions(engines)
+    digests = [ray.get(a.weight_digest.remote()) for a in engines]
+    sd = learner.full_state_dict()
+    from learner.publish import publish_weights
+
+    wrong = dict(sd, **{"model.norm.weight": torch.ones(5)})
+    with pytest.raises(WeightUpdateError, match="shape"):
+        publish_weights(wrong, engines, max(before) + 1)
+    with pytest.raises(ValueError, match="must increase"):
+        publish_weights(sd, engines, min(before))
+    nan = dict(sd, **{"model.norm.weight": torch.full_like(sd["model.norm.weight"], float("nan"))})
+    with pytest.raises(PublishError, match="NaN"):
+        publish_weights(nan, engines, max(before) + 1)
+    assert engine_versions(engines) == before
+    assert [ray.get(a.weight_digest.remote()) for a in engines] == digests
+
+
+def test_restore_engines_to_the_tiny_model(engines, tiny_model):
+    """Leave the shared vLLM engine as the other tests expect it: the tiny model's weights."""
+    from safetensors.torch import load_file
+
+    from learner.publish import publish_weights
+
+    sd = load_file(f"{tiny_model}/model.safetensors")
+    publish_weights(sd, engines, max(engine_versions(engines)) + 1)
+    (s,) = collect(engines[0], [Prompt("x", token_ids=(1, 2))],
+                   SamplingSettings(max_tokens=4, temperature=0.0))
+    assert len(s.completion_ids) == 4
