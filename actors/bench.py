@@ -9,6 +9,7 @@ from typing import Any
 
 import ray
 
+from rlce.cluster import ensure_ray
 from rlce.types import Prompt, SamplingSettings
 
 from .backends import VLLMBackend
@@ -106,8 +107,7 @@ def main(args: Any) -> int:
     bare = bare_tokens / bare_s
     print(f"  bare vLLM (AsyncLLM in-process)  {bare:8.1f} tokens/s  ({bare_tokens} tokens, "
           f"{bare_s:.1f}s)")
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ensure_ray()
     act_s, act_tokens, update_s = _actors(cfg, args.actors, prompts, settings, warmup)
     act = act_tokens / act_s
     print(f"  {args.actors} RolloutActor(s) via Ray     {act:8.1f} tokens/s  ({act_tokens} tokens, "

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Iterator, TextIO
 
 from .runner import Runner
-from .sandbox import IsolationError, Sandbox
+from .sandbox import IsolationError, Sandbox, claim_slots, release_slots
 from .schema import invalid
 
 
@@ -56,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
-    box = Sandbox(0)
+    (slot,), fds = claim_slots(1)
+    box = Sandbox(slot)
     try:
         box.start()
     except IsolationError as e:
@@ -64,6 +65,7 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
         return 3
     finally:
         box.close()
+        release_slots(fds)
     print(json.dumps({"isolation": "ok", **box.probe}))
     return 0
 
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="HumanEval throughput: executor vs fresh firejail vs fork")
     b.add_argument("--workers", type=int, default=None)
     b.add_argument("--repeat", type=int, default=3, help="passes over the 164 problems")
+    b.add_argument("--fleet", action="store_true",
+                   help="compare the Ray executor fleet with the local runner instead")
     sub.add_parser("selfcheck", help="start one sandbox and verify isolation is in force")
     args = p.parse_args(argv)
     if args.cmd == "run":

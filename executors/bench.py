@@ -130,8 +130,44 @@ def mixed_jobs(problems: list[dict]) -> list[dict[str, Any]]:
     return jobs
 
 
+def bench_fleet(jobs: list[dict], workers: int, rounds: int = 3) -> int:
+    """The same jobs through the local runner and through an ExecutorFleet of one actor
+    driving the same number of workers, alternating ``rounds`` times (the best of each is
+    compared, so that a noisy moment on a small machine does not decide the ratio)."""
+    from .fleet import ExecutorFleet, FleetConfig, ensure_ray
+
+    ensure_ray()
+    cfg = FleetConfig(min_actors=1, max_actors=1, workers_per_actor=workers, dedup=False)
+    local_rates, fleet_rates, mix, lat = [], [], Counter(), (0.0, 0.0)
+    with ExecutorFleet(cfg) as fleet:
+        list(fleet.run(jobs[: workers * 8]))  # warm-up
+        for _ in range(rounds):
+            local_rates.append(bench_executor(jobs, workers)[0])
+            t0 = time.perf_counter()
+            mix = Counter(v["status"] for v in fleet.run(jobs))
+            fleet_rates.append(len(jobs) / (time.perf_counter() - t0) / workers)
+            m = fleet.metrics()
+            lat = (m["latency_p50_s"], m["latency_p99_s"])
+    local, rate = max(local_rates), max(fleet_rates)
+    print(f"  local runner                {local:8.1f} runs/s/core   (rounds: "
+          f"{', '.join(f'{r:.1f}' for r in local_rates)})")
+    print(f"  executor fleet (Ray)        {rate:8.1f} runs/s/core   (rounds: "
+          f"{', '.join(f'{r:.1f}' for r in fleet_rates)}) verdicts {dict(mix)}")
+    print(f"  fleet / local               {rate / local:8.3f}   latency submit-to-verdict "
+          f"p50 {lat[0] * 1000:.1f} ms, p99 {lat[1] * 1000:.1f} ms (all jobs queued at once)")
+    print(f"target (fleet >= 0.90 of the local runner): "
+          f"{'met' if rate >= 0.9 * local else 'NOT met'}")
+    return 0
+
+
 def main(args: Any) -> int:
     workers = args.workers or os.cpu_count() or 1
+    if getattr(args, "fleet", False):
+        problems = humaneval_problems()
+        jobs = humaneval_jobs(problems) * args.repeat
+        print(f"HumanEval canonical solutions x {args.repeat} = {len(jobs)} jobs, "
+              f"{workers} workers on {os.cpu_count()} cores")
+        return bench_fleet(jobs, workers)
     problems = humaneval_problems()
     jobs = humaneval_jobs(problems) * args.repeat
     print(f"HumanEval canonical solutions: {len(problems)} problems x {args.repeat}, "

@@ -22,7 +22,8 @@ from typing import Any
 from . import languages as L
 from .compare import compare_output, plain_equal
 from .inbox import decode
-from .sandbox import IsolationError, Sandbox, SandboxConfig, SandboxError
+from .sandbox import (IsolationError, Sandbox, SandboxConfig, SandboxError, claim_slots,
+                      release_slots)
 from .schema import InvalidJob, Job, TestResult, Verdict, invalid, job_id_of, parse_job
 
 TAIL = 2048  # bytes of stdout/stderr kept in a verdict
@@ -89,19 +90,22 @@ class Runner:
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._sandboxes: list[Sandbox] = []
+        self._slot_fds: list[int] = []
         self.stats = {"jobs": 0, "retries": 0, "restarts": 0}
         self._stats_lock = threading.Lock()
 
     # -- lifecycle
     def start(self) -> Runner:
         """Start every sandbox and check its isolation; raise IsolationError if not in force."""
-        boxes = [Sandbox(i, self.cfg) for i in range(self.workers)]
+        slots, self._slot_fds = claim_slots(self.workers)
+        boxes = [Sandbox(i, self.cfg) for i in slots]
         try:
             for b in boxes:
                 b.start()
         except BaseException:
             for b in boxes:
                 b.close()
+            release_slots(self._slot_fds)
             raise
         self._sandboxes = boxes
         for b in boxes:
@@ -118,7 +122,8 @@ class Runner:
             t.join(timeout=30)
         for b in self._sandboxes:
             b.close()
-        self._threads, self._sandboxes = [], []
+        release_slots(self._slot_fds)
+        self._threads, self._sandboxes, self._slot_fds = [], [], []
 
     def __enter__(self) -> Runner:
         return self.start()

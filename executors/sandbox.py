@@ -8,6 +8,7 @@ per-user process limit is per slot; otherwise every sandbox runs as the calling 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import select
@@ -90,6 +91,41 @@ def firejail_args(cfg: SandboxConfig) -> list[str]:
         "--rlimit-nproc=512",
         "--rlimit-nofile=1024",
     ]
+
+
+SLOT_DIR = Path(os.environ.get("RLCE_SLOT_DIR", "/run/rlce-slots"))
+
+
+def claim_slots(count: int) -> tuple[list[int], list[int]]:
+    """Claim ``count`` sandbox slot numbers unique on this node, so that runners in several
+    processes (executor actors of a fleet) never share a slot's uid. A slot is held by an
+    exclusive lock on ``SLOT_DIR/<n>.lock`` for as long as the returned fds stay open; the
+    kernel releases it when the process dies. Returns (slots, fds)."""
+    d = SLOT_DIR
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        d = Path(tempfile.gettempdir()) / "rlce-slots"
+        d.mkdir(parents=True, exist_ok=True)
+    slots: list[int] = []
+    fds: list[int] = []
+    n = 0
+    while len(slots) < count:
+        fd = os.open(d / f"{n}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+        else:
+            slots.append(n)
+            fds.append(fd)
+        n += 1
+    return slots, fds
+
+
+def release_slots(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def slot_user(cfg: SandboxConfig, slot: int) -> tuple[int, int] | None:

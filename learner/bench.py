@@ -11,6 +11,7 @@ import ray
 import torch
 
 from actors.rollout import RolloutConfig, spawn_rollout_actors
+from rlce.cluster import ensure_ray
 from rlce.types import ScoredSample, TrainGroup
 
 from .learner import Learner, LearnerConfig
@@ -55,8 +56,7 @@ def main(args: Any) -> int:
     floor = floor_copy(sd)
     print(f"weights {nbytes / 1e6:.0f} MB; floor (in-memory copy): {floor:.3f}s "
           f"= {nbytes / floor / 1e9:.2f} GB/s")
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ensure_ray()
     rcfg = RolloutConfig(model=args.model, max_model_len=1024, kv_cache_gb=1,
                          resources={"num_cpus": 0.5})
     engines: list[Any] = []

@@ -20,7 +20,7 @@ def tiny_model() -> str:
 def ray_local():
     if not ray.is_initialized():
         # logical CPUs: actors mostly wait on their engines, so oversubscribing 2 cores is fine
-        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     yield
     ray.shutdown()
