@@ -1,0 +1,173 @@
+"""Problems: one JSONL schema that carries the executor's test formats, a loader that reports
+bad rows by file and line, and a procedural generator of unlimited simple problems.
+
+A problem row::
+
+    {"id": "sum-even", "language": "python", "prompt": "Write a function ...",
+     "tests": {"format": "asserts", "asserts": ["assert sum_even([1, 2]) == 2"]},
+     "difficulty": "easy"}
+
+``tests`` is exactly an execution job's ``tests`` object (executors/README.md), so a program
+extracted from a completion becomes a job with no translation.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executors.schema import InvalidJob, parse_job
+
+
+class ProblemError(ValueError):
+    """A problem row is malformed; the message names the file, the line and the field."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    language: str
+    prompt: str
+    tests: dict[str, Any]
+    difficulty: str = "unknown"
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def job(self, source: str, job_id: str, limits: dict | None = None) -> dict[str, Any]:
+        """The execution job that judges ``source`` against this problem's tests."""
+        job = {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
+        if limits:
+            job["limits"] = limits
+        return job
+
+
+def parse_problem(row: Any, where: str = "") -> Problem:
+    """Validate one row (a dict) into a Problem, or raise ProblemError naming the problem."""
+    at = f"{where}: " if where else ""
+    if not isinstance(row, dict):
+        raise ProblemError(f"{at}a problem must be a JSON object, got {type(row).__name__}")
+    for key in ("id", "language", "prompt"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            raise ProblemError(f"{at}field {key!r} must be a non-empty string")
+    tests = row.get("tests")
+    if not isinstance(tests, dict) or not tests:
+        raise ProblemError(f"{at}problem {row['id']!r} has no tests")
+    try:  # the executor's own validation of the tests for this language
+        job = parse_job({"id": row["id"], "language": row["language"], "source": "x",
+                         "tests": tests})
+    except InvalidJob as e:
+        raise ProblemError(f"{at}problem {row['id']!r}: {e}") from None
+    known = {"id", "language", "prompt", "tests", "difficulty"}
+    return Problem(row["id"], job.language, row["prompt"], tests,
+                   str(row.get("difficulty", "unknown")),
+                   {k: v for k, v in row.items() if k not in known})
+
+
+def load_jsonl(path: str | Path, on_error: str = "skip"
+               ) -> tuple[list[Problem], list[str]]:
+    """Problems from a JSONL file and the errors of the rows that were skipped
+    (``on_error="raise"`` fails on the first). Duplicate ids are errors too."""
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be skip or raise, got {on_error!r}")
+    path = Path(path)
+    problems: list[Problem] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ProblemError(f"{where}: not valid JSON ({e.msg})") from None
+                p = parse_problem(row, where)
+                if p.id in seen:
+                    raise ProblemError(f"{where}: duplicate problem id {p.id!r}")
+                seen.add(p.id)
+                problems.append(p)
+            except ProblemError as e:
+                if on_error == "raise":
+                    raise
+                errors.append(str(e))
+    return problems, errors
+
+
+# -- a procedural generator of simple problems with tests
+
+def _linear(rng: random.Random) -> dict[str, Any]:
+    a, b = rng.randint(2, 9), rng.randint(-20, 20)
+    xs = rng.sample(range(-50, 50), 5)
+    return {"prompt": f"Write a Python function `f(x)` that returns {a} times x plus ({b}).",
+            "tests": {"format": "asserts",
+                      "asserts": [f"assert f({x}) == {a * x + b}" for x in xs]}}
+
+
+def _count_divisible(rng: random.Random) -> dict[str, Any]:
+    k = rng.randint(2, 7)
+    cases = [[rng.randint(-30, 60) for _ in range(rng.randint(0, 8))] for _ in range(5)]
+    return {"prompt": f"Write a Python function `count_div(xs)` that returns how many integers "
+                      f"in the list `xs` are divisible by {k}.",
+            "tests": {"format": "call", "fn_name": "count_div",
+                      "cases": [{"args": [c], "expected": sum(1 for v in c if v % k == 0)}
+                                for c in cases]}}
+
+
+def _repeat_words(rng: random.Random) -> dict[str, Any]:
+    n = rng.randint(2, 4)
+    lines = [" ".join(rng.choice(["red", "blue", "cat", "dog", "sun"])
+                      for _ in range(rng.randint(1, 4))) for _ in range(4)]
+    return {"prompt": f"Write a Python program that reads one line from standard input and "
+                      f"prints each of its words {n} times in a row, separated by single "
+                      f"spaces.",
+            "tests": {"format": "io", "cases": [
+                {"input": ln + "\n", "output": " ".join(w for w in ln.split() for _ in range(n))}
+                for ln in lines]}}
+
+
+def _max_gap(rng: random.Random) -> dict[str, Any]:
+    cases = [sorted(rng.sample(range(0, 100), rng.randint(2, 7))) for _ in range(5)]
+    return {"prompt": "Write a Python function `max_gap(xs)` that takes a sorted list of at "
+                      "least two integers and returns the largest difference between two "
+                      "neighbours.",
+            "tests": {"format": "asserts", "asserts": [
+                f"assert max_gap({c}) == {max(b - a for a, b in zip(c, c[1:]))}"
+                for c in cases]}}
+
+
+FAMILIES = {"linear": _linear, "count_divisible": _count_divisible,
+            "repeat_words": _repeat_words, "max_gap": _max_gap}
+
+
+def generate(seed: int = 0, families: list[str] | None = None) -> Iterator[Problem]:
+    """An endless, reproducible stream of simple Python problems with tests."""
+    names = families or sorted(FAMILIES)
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown problem families {unknown}; valid: {sorted(FAMILIES)}")
+    rng = random.Random(seed)
+    i = 0
+    while True:
+        name = names[i % len(names)]
+        row = FAMILIES[name](rng)
+        yield parse_problem({"id": f"gen/{seed}/{i}/{name}", "language": "python",
+                             "difficulty": "easy", **row})
+        i += 1
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), for n samples of which c
+    passed."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    prob_all_fail = 1.0
+    for i in range(n - c + 1, n + 1):
+        prob_all_fail *= 1.0 - k / i
+    return 1.0 - prob_all_fail

@@ -1,0 +1,80 @@
+"""Rewards: plain callables ``reward(verdict, completion_text) -> float``, registered by name
+so that a config can pick them, and the extraction of a program from a completion.
+
+A user adds one without subclassing anything::
+
+    from rlce.rewards import register
+    @register("short_and_right")
+    def short_and_right(verdict, text):
+        return float(verdict["status"] == "passed") - 0.001 * len(text)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+RewardFn = Callable[[dict, str], float]
+REWARDS: dict[str, RewardFn] = {}
+
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#-]*)[^\n]*\n(.*?)```", re.DOTALL)
+FENCE_NAMES = {"python": {"python", "py", "python3"}, "javascript": {"javascript", "js", "node"},
+               "go": {"go", "golang"}, "rust": {"rust", "rs"}, "cpp": {"cpp", "c++", "cc"}}
+
+
+def extract_program(text: str, language: str) -> tuple[str, bool]:
+    """The program in a completion and whether it came from a fenced code block: the last
+    block tagged with the language, else the last untagged block, else the whole text."""
+    blocks = FENCE.findall(text)
+    names = FENCE_NAMES.get(language, {language})
+    tagged = [body for tag, body in blocks if tag.lower() in names]
+    if tagged:
+        return tagged[-1], True
+    plain = [body for tag, body in blocks if not tag]
+    if plain:
+        return plain[-1], True
+    return text, False
+
+
+def register(name: str) -> Callable[[RewardFn], RewardFn]:
+    def add(fn: RewardFn) -> RewardFn:
+        if name in REWARDS:
+            raise ValueError(f"reward {name!r} is already registered")
+        REWARDS[name] = fn
+        return fn
+    return add
+
+
+def get_reward(name: str) -> RewardFn:
+    if name not in REWARDS:
+        raise ValueError(f"unknown reward {name!r}; registered: {sorted(REWARDS)}")
+    return REWARDS[name]
+
+
+@register("binary")
+def binary(verdict: dict, text: str) -> float:
+    """1 if every test passed, else 0."""
+    return float(verdict.get("status") == "passed")
+
+
+@register("fraction")
+def fraction(verdict: dict, text: str) -> float:
+    """The fraction of tests passed (0 for a program that did not compile or run)."""
+    total = verdict.get("total") or 0
+    return verdict.get("passed", 0) / total if total else 0.0
+
+
+PENALTIES = {"compile_error": -0.2, "timeout": -0.1, "memory_limit": -0.1,
+             "output_limit": -0.1}
+
+
+@register("fraction_with_penalties")
+def fraction_with_penalties(verdict: dict, text: str) -> float:
+    """``fraction`` plus a penalty for compile errors and for exhausting a limit."""
+    return fraction(verdict, text) + PENALTIES.get(verdict.get("status", ""), 0.0)
+
+
+@register("binary_with_format")
+def binary_with_format(verdict: dict, text: str) -> float:
+    """``binary`` plus 0.1 when the completion put its program in a fenced code block."""
+    return binary(verdict, text) + (0.1 if FENCE.search(text) else 0.0)
