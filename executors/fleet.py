@@ -79,9 +79,12 @@ class ExecutorWorker:
         left = len(jobs)
         while left:
             batch = [done.get().result()]
-            while True:
+            # linger a little: each yielded item costs a Ray object on both sides, so a few
+            # milliseconds of latency buy several verdicts per message
+            until = time.monotonic() + LINGER_S
+            while len(batch) < left:
                 try:
-                    batch.append(done.get_nowait().result())
+                    batch.append(done.get(timeout=max(0.0, until - time.monotonic())).result())
                 except queue.Empty:
                     break
             left -= len(batch)
@@ -93,6 +96,9 @@ class ExecutorWorker:
 
 
 ExecutorActor = ray.remote(ExecutorWorker)
+
+
+LINGER_S = 0.05
 
 
 def content_key(job: Any) -> str | None:
