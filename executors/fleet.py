@@ -141,6 +141,9 @@ class ExecutorFleet:
         self._in: queue.Queue = queue.Queue()
         self._out: queue.Queue = queue.Queue()
         self._room = threading.BoundedSemaphore(self.cfg.max_pending)
+        self._count_lock = threading.Lock()
+        self._outstanding = 0  # submitted, verdict not yet handed out
+        self._outstanding_peak = 0
         self._lock = threading.Lock()
         self._members: list[_Member] = []
         self._pending: collections.deque[_Entry] = collections.deque()
@@ -161,19 +164,29 @@ class ExecutorFleet:
     # -- public API
 
     def submit(self, job: dict, on_verdict: Callable[[dict], None] | None = None) -> None:
-        """Queue a job; returns at once unless ``max_pending`` jobs are outstanding, in which
-        case it waits (backpressure). Without ``on_verdict`` the verdict goes to
-        ``verdicts()``."""
+        """Queue a job; returns at once unless ``max_pending`` jobs are outstanding (submitted,
+        verdict not yet taken), in which case it waits (backpressure). Without ``on_verdict``
+        the verdict goes to ``verdicts()`` and counts as outstanding until taken from there."""
         self._room.acquire()
+        with self._count_lock:
+            self._outstanding += 1
+            self._outstanding_peak = max(self._outstanding_peak, self._outstanding)
         self._in.put((job, on_verdict, time.monotonic()))
 
     def verdicts(self, timeout: float | None = None) -> Iterator[dict]:
         """Verdicts of jobs submitted without a callback, as they complete."""
         while True:
             try:
-                yield self._out.get(timeout=timeout)
+                v = self._out.get(timeout=timeout)
             except queue.Empty:
                 return
+            self._release()
+            yield v
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self._outstanding -= 1
+        self._room.release()
 
     def run(self, jobs: Iterable[dict]) -> Iterator[dict]:
         """Submit every job (from a feeder thread, so backpressure never blocks the caller's
@@ -217,6 +230,7 @@ class ExecutorFleet:
                  "latency_p50_s": lat[len(lat) // 2] if lat else 0.0,
                  "latency_p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0}
             m.update({k: float(v) for k, v in self.counters.items()})
+            m["outstanding_peak"] = float(self._outstanding_peak)
         return m
 
     def actor_infos(self) -> list[dict]:
@@ -275,8 +289,11 @@ class ExecutorFleet:
             self._done_times.append(now)
             self.counters["verdicts"] += 1
             self.counters[f"verdict_{v.get('status')}"] += 1
-            (callback or self._out.put)(v)
-            self._room.release()
+            if callback is None:  # counted as outstanding until the caller takes it
+                self._out.put(v)
+                continue
+            callback(v)
+            self._release()
 
     def _intake(self) -> None:
         while True:
