@@ -50,7 +50,8 @@ async def _bare(cfg: RolloutConfig, prompts: list[Prompt], settings: SamplingSet
     async def run(ps: list[Prompt]) -> int:
         outs = await asyncio.gather(*[
             _collect(be.engine.generate({"prompt_token_ids": ids(p)},
-                                        be.sampling_params(settings, i), f"bare-{p.problem_id}-{i}"))
+                                        be.sampling_params(settings, i),
+                                        f"bare-{p.problem_id}-{i}"))
             for p in ps for i in range(settings.n)])
         return sum(len(o.outputs[0].token_ids) for o in outs)
 
@@ -79,8 +80,9 @@ def _actors(cfg: RolloutConfig, count: int, prompts: list[Prompt], settings: Sam
         t0 = time.perf_counter()
         tokens = sum(len(s.completion_ids) for s in pool.generate(prompts, settings))
         wall = time.perf_counter() - t0
-        from safetensors.torch import load_file
         from pathlib import Path
+
+        from safetensors.torch import load_file
 
         weights = {}
         for f in sorted(Path(resolve_model(cfg.model)).glob("*.safetensors")):

@@ -30,7 +30,8 @@ def chat(pid: str, text: str) -> Prompt:
 
 
 def test_samples_carry_the_evidence(vllm_actor):
-    prompts = [chat("p0", "Write a function that adds two numbers."), Prompt("p1", token_ids=(1, 2, 3))]
+    prompts = [chat("p0", "Write a function that adds two numbers."),
+               Prompt("p1", token_ids=(1, 2, 3))]
     samples = collect(vllm_actor, prompts, SamplingSettings(n=3, max_tokens=16, seed=7))
     assert sorted((s.problem_id, s.index) for s in samples) == [
         (p, i) for p in ("p0", "p1") for i in range(3)]

@@ -19,7 +19,8 @@ def fixed_groups(learner, n_groups: int = 2, n: int = 4, length: int = 6) -> lis
         samples = []
         for i in range(n):
             prompt = [1, 10 + g, 20 + g]
-            completion = [(100 + 37 * g + 13 * i + 7 * t) % 5000 + 50 for t in range(length + i % 2)]
+            completion = [(100 + 37 * g + 13 * i + 7 * t) % 5000 + 50
+                          for t in range(length + i % 2)]
             lp = learner.logprobs(prompt, completion)
             samples.append(ScoredSample(tuple(prompt), tuple(completion), tuple(lp),
                                         reward=float(i % 2 == 0)))

@@ -5,10 +5,18 @@ import math
 import pytest
 import torch
 
-from learner.losses import (advantages, aggregate, drgrpo_advantages, entropy_from_logits,
-                            grpo_advantages, kl_estimate, ppo_clip_loss,
-                            reinforce_pp_advantages, rloo_advantages,
-                            truncated_importance_weights)
+from learner.losses import (
+    advantages,
+    aggregate,
+    drgrpo_advantages,
+    entropy_from_logits,
+    grpo_advantages,
+    kl_estimate,
+    ppo_clip_loss,
+    reinforce_pp_advantages,
+    rloo_advantages,
+    truncated_importance_weights,
+)
 
 R = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
 
