@@ -1,0 +1,65 @@
+"""The ``rlce`` command: ``rlce train [key=value ...]`` with Hydra overrides."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def load_config(overrides: list[str]):
+    """Compose ``conf/config.yaml`` over the typed schema; unknown keys and bad types fail
+    here with Hydra's message naming the option."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rlce.config import TrainConfig
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=overrides)
+    schema = OmegaConf.structured(TrainConfig)
+    unknown = _unknown_keys(cfg, schema)
+    if unknown:  # "+key=..." gets past compose; the schema is the whole truth
+        raise ValueError(f"unknown config option(s) {unknown}; see rlce/config.py")
+    return OmegaConf.to_object(OmegaConf.merge(schema, cfg))
+
+
+def _unknown_keys(cfg, schema, prefix: str = "") -> list[str]:
+    from omegaconf import DictConfig
+
+    out = []
+    for key in cfg:
+        name = f"{prefix}{key}"
+        if key not in schema:
+            out.append(name)
+        elif isinstance(cfg[key], DictConfig) and isinstance(schema[key], DictConfig):
+            out += _unknown_keys(cfg[key], schema[key], name + ".")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("train",):
+        print("usage: rlce train [key=value ...]   (see conf/config.yaml and rlce/config.py)",
+              file=sys.stderr)
+        return 2
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = load_config(argv[1:])
+        from rlce.train import build_parts
+
+        build_parts(cfg)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        print(f"rlce train: invalid configuration: {e}", file=sys.stderr)
+        return 2
+    from rlce.train import train
+
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

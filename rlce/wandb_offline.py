@@ -1,0 +1,55 @@
+"""Reading an offline W&B run back (its ``run-*.wandb`` record log) without the W&B service:
+the logged history rows, for tests and for a quick look at a run."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+BLOCK = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def _records(path: Path) -> Iterator[bytes]:
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    pos, buf = 7, b""
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # block trailer too short for a header: padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pos += 7
+        chunk = data[pos:pos + length]
+        pos += length
+        if kind == FULL:
+            yield chunk
+        elif kind == FIRST:
+            buf = chunk
+        elif kind == MIDDLE:
+            buf += chunk
+        elif kind == LAST:
+            yield buf + chunk
+            buf = b""
+        elif length == 0:
+            pos += (BLOCK - pos % BLOCK) % BLOCK
+
+
+def history(run_dir: str | Path) -> list[dict]:
+    """The rows logged with ``wandb.log`` in an offline run folder."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
+    rows = []
+    for raw in _records(files[0]):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "history":
+            rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                         for i in rec.history.item})
+    return rows
