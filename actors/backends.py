@@ -230,11 +230,14 @@ class TransformersBackend:
 
     async def complete(self, prompt_ids: list[int], settings: SamplingSettings, index: int,
                        request_id: str) -> Completion | None:
+        thread = asyncio.ensure_future(asyncio.to_thread(self._generate, prompt_ids, settings,
+                                                         index, request_id))
         try:
-            return await asyncio.to_thread(self._generate, prompt_ids, settings, index,
-                                           request_id)
+            return await asyncio.shield(thread)
         except asyncio.CancelledError:
             self.cancelled.add(request_id)
+            # forget the id once the thread has seen it, so the set does not grow for ever
+            thread.add_done_callback(lambda _: self.cancelled.discard(request_id))
             raise
 
     async def load_weights(self, named: dict[str, torch.Tensor], inflight: InflightMode) -> None:

@@ -14,7 +14,7 @@ from rlce.types import Prompt, SamplingSettings
 
 from .backends import VLLMBackend
 from .models import resolve_model
-from .rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
+from .rollout import RolloutConfig, RolloutPool, prompt_token_ids, spawn_rollout_actors
 
 TASKS = [
     "Write a Python function that returns the n-th Fibonacci number.",
@@ -43,13 +43,9 @@ async def _bare(cfg: RolloutConfig, prompts: list[Prompt], settings: SamplingSet
                      kv_cache_gb=cfg.kv_cache_gb)
     await be.start()
 
-    def ids(p: Prompt) -> list[int]:
-        return tok.apply_chat_template(list(p.messages), add_generation_prompt=True,
-                                       tokenize=True, return_dict=False)
-
     async def run(ps: list[Prompt]) -> int:
         outs = await asyncio.gather(*[
-            _collect(be.engine.generate({"prompt_token_ids": ids(p)},
+            _collect(be.engine.generate({"prompt_token_ids": prompt_token_ids(tok, p)},
                                         be.sampling_params(settings, i),
                                         f"bare-{p.problem_id}-{i}"))
             for p in ps for i in range(settings.n)])

@@ -30,6 +30,15 @@ from .models import resolve_model
 from .weights import WeightSpec
 
 
+def prompt_token_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """A prompt's token ids: given as they are, or its chat turns rendered with the model's
+    chat template and a generation prompt."""
+    if prompt.token_ids is not None:
+        return list(prompt.token_ids)
+    return list(tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True,
+                                              tokenize=True, return_dict=False))
+
+
 class PromptError(ValueError):
     """A prompt cannot be generated from (empty, or too long for the model's context)."""
 
@@ -111,27 +120,30 @@ class Rollout:
     # prompts
 
     def prompt_ids(self, prompt: Prompt) -> list[int]:
-        if prompt.token_ids is not None:
-            return list(prompt.token_ids)
-        return list(self.tokenizer.apply_chat_template(
-            list(prompt.messages), add_generation_prompt=True, tokenize=True,
-            return_dict=False))
+        return prompt_token_ids(self.tokenizer, prompt)
 
-    def check_prompts(self, prompts: list[Prompt]) -> list[tuple[str, str]]:
-        """``(problem_id, reason)`` for every prompt that cannot be generated from."""
-        bad = []
+    def _prepare(self, prompts: list[Prompt]) -> tuple[list[list[int]], list[tuple[str, str]]]:
+        """Each prompt's token ids (empty for a bad one) and ``(problem_id, reason)`` for
+        every prompt that cannot be generated from."""
+        all_ids, bad = [], []
         for p in prompts:
             try:
                 ids = self.prompt_ids(p)
             except Exception as e:  # a malformed chat turn: reported, not raised
                 bad.append((p.problem_id, f"chat template failed: {e}"))
+                all_ids.append([])
                 continue
+            all_ids.append(ids)
             if not ids:
                 bad.append((p.problem_id, "empty prompt"))
             elif len(ids) >= self.backend.max_model_len:
                 bad.append((p.problem_id, f"prompt has {len(ids)} tokens, the context is "
                                           f"{self.backend.max_model_len}"))
-        return bad
+        return all_ids, bad
+
+    def check_prompts(self, prompts: list[Prompt]) -> list[tuple[str, str]]:
+        """``(problem_id, reason)`` for every prompt that cannot be generated from."""
+        return self._prepare(prompts)[1]
 
     # generation
 
@@ -139,7 +151,7 @@ class Rollout:
                        batch_id: str | None = None) -> AsyncIterator[Sample]:
         """Yield each of the ``n * len(prompts)`` samples as soon as it is finished.
         Raises PromptError, before generating anything, if any prompt is unusable."""
-        bad = self.check_prompts(prompts)
+        all_ids, bad = self._prepare(prompts)
         if bad:
             raise PromptError(f"{len(bad)} of {len(prompts)} prompts rejected: "
                               + "; ".join(f"{pid}: {why}" for pid, why in bad[:5]))
@@ -147,8 +159,7 @@ class Rollout:
         queue: asyncio.Queue = asyncio.Queue()
         tasks: set[asyncio.Task] = set()
         self.batches.setdefault(batch_id, set())
-        for p in prompts:
-            ids = self.prompt_ids(p)
+        for p, ids in zip(prompts, all_ids):
             for i in range(settings.n):
                 rid = f"{self.name}/{batch_id}/{next(self.counter)}"
                 t = asyncio.create_task(self._one(p.problem_id, ids, settings, i, rid))

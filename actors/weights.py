@@ -15,6 +15,16 @@ class WeightUpdateError(ValueError):
     """A weight update was rejected; the engine was not touched."""
 
 
+def tensor_meta(named: dict[str, torch.Tensor]) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """``{name: (shape, is_float)}``: what ``WeightSpec.check_meta`` compares."""
+    return {k: (tuple(t.shape), t.is_floating_point()) for k, t in named.items()}
+
+
+def nonfinite_names(named: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors holding a NaN or an infinity."""
+    return [k for k, t in named.items() if not bool(torch.isfinite(t).all())]
+
+
 @dataclass(frozen=True)
 class WeightSpec:
     """Hugging Face parameter names and shapes of a model, read from its safetensors headers.
@@ -75,8 +85,8 @@ class WeightSpec:
         if bad:
             raise WeightUpdateError("weight update rejected, engine unchanged: " + "; ".join(bad))
         tensors = {k: torch.as_tensor(v) for k, v in named.items()}
-        self.check_meta({k: (tuple(t.shape), t.is_floating_point()) for k, t in tensors.items()})
-        nonfinite = [k for k, t in tensors.items() if not bool(torch.isfinite(t).all())]
+        self.check_meta(tensor_meta(tensors))
+        nonfinite = nonfinite_names(tensors)
         if nonfinite:
             raise WeightUpdateError("weight update rejected, engine unchanged: "
                                     f"NaN or inf in {nonfinite[:5]}")

@@ -75,20 +75,10 @@ class ExecutorWorker:
         larger messages."""
         done: queue.Queue = queue.Queue()
         for j in jobs:
-            self.runner.submit(j).add_done_callback(done.put)
-        left = len(jobs)
-        while left:
-            batch = [done.get().result()]
-            # linger a little: each yielded item costs a Ray object on both sides, so a few
-            # milliseconds of latency buy several verdicts per message
-            until = time.monotonic() + LINGER_S
-            while len(batch) < left:
-                try:
-                    batch.append(done.get(timeout=max(0.0, until - time.monotonic())).result())
-                except queue.Empty:
-                    break
-            left -= len(batch)
-            yield batch
+            self.runner.submit(j).add_done_callback(lambda f: done.put(f.result()))
+        # linger a little: each yielded item costs a Ray object on both sides, so a few
+        # milliseconds of latency buy several verdicts per message
+        yield from drain_in_batches(done, len(jobs), LINGER_S)
 
     def info(self) -> dict[str, Any]:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
@@ -99,6 +89,22 @@ ExecutorActor = ray.remote(ExecutorWorker)
 
 
 LINGER_S = 0.05
+
+
+def drain_in_batches(q: queue.Queue, count: int, linger_s: float) -> Iterator[list]:
+    """Yield ``count`` items of ``q`` as lists: each list holds the first item to arrive and
+    whatever else arrives within ``linger_s`` of it."""
+    left = count
+    while left:
+        batch = [q.get()]
+        until = time.monotonic() + linger_s
+        while len(batch) < left:
+            try:
+                batch.append(q.get(timeout=max(0.0, until - time.monotonic())))
+            except queue.Empty:
+                break
+        left -= len(batch)
+        yield batch
 
 
 def content_key(job: Any) -> str | None:
@@ -480,16 +486,7 @@ class FleetService:
         out: queue.Queue = queue.Queue()
         for job in jobs:
             self.fleet.submit(job, out.put)
-        left = len(jobs)
-        while left:
-            batch = [out.get()]
-            while True:
-                try:
-                    batch.append(out.get_nowait())
-                except queue.Empty:
-                    break
-            left -= len(batch)
-            yield batch
+        yield from drain_in_batches(out, len(jobs), 0.0)
 
     def metrics(self) -> dict[str, float]:
         return self.fleet.metrics()

@@ -22,14 +22,11 @@ import ray
 import torch
 
 from actors.backends import write_shm_safetensors
+from actors.weights import nonfinite_names, tensor_meta
 
 
 class PublishError(RuntimeError):
     """A publish failed; the message says which engines are on which version."""
-
-
-def _meta(named: dict[str, torch.Tensor]) -> dict[str, tuple[tuple[int, ...], bool]]:
-    return {k: (tuple(v.shape), v.is_floating_point()) for k, v in named.items()}
 
 
 def publish_weights(named: dict[str, torch.Tensor], actors: list[Any], version: int,
@@ -39,11 +36,11 @@ def publish_weights(named: dict[str, torch.Tensor], actors: list[Any], version: 
     if transport not in ("auto", "shm", "object_store"):
         raise ValueError(f"transport must be auto, shm or object_store, got {transport!r}")
     t0 = time.perf_counter()
-    nonfinite = [k for k, v in named.items() if not bool(torch.isfinite(v).all())]
+    nonfinite = nonfinite_names(named)
     if nonfinite:
         raise PublishError(f"not published: NaN or inf in {nonfinite[:5]}; every engine "
                            "stays on its version")
-    ray.get([a.check_weight_meta.remote(_meta(named), version) for a in actors])  # phase one
+    ray.get([a.check_weight_meta.remote(tensor_meta(named), version) for a in actors])  # phase one
     t_check = time.perf_counter()
     if transport == "auto":
         here = ray.get_runtime_context().get_node_id()

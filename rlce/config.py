@@ -1,6 +1,9 @@
-"""The typed configuration of a run: one dataclass per part, one default per option, here.
-Hydra composes ``conf/config.yaml`` over this schema; any option can be overridden on the
-command line (``rlce train algo.steps=50 rollout.engines=2``) and unknown keys fail at once."""
+"""The typed configuration of a run: one dataclass per part. Hydra composes
+``conf/config.yaml`` over this schema; any option can be overridden on the command line
+(``rlce train algo.steps=50 rollout.engines=2``) and unknown keys fail at once.
+
+An option that a part's own config also has takes its default from there (``LearnerConfig.lr``
+and so on), so each default lives in one place; the ones set here are the run's own."""
 
 from __future__ import annotations
 
@@ -9,20 +12,25 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from actors.models import DEFAULT_MODEL
+from actors.rollout import RolloutConfig
+from learner.learner import LearnerConfig
+from rlce.controller import LoopConfig
+
 
 @dataclass
 class ModelConfig:
-    name: str = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
+    name: str = DEFAULT_MODEL  # alias, local Hugging Face folder or hub id
 
 
 @dataclass
 class RolloutGroupConfig:
     engines: int = 1
-    backend: str = "vllm"
-    max_model_len: int = 2048
-    kv_cache_gb: float = 2.0
-    inflight_update: str = "keep"
-    tensor_parallel_size: int = 1
+    backend: str = RolloutConfig.backend
+    max_model_len: int = RolloutConfig.max_model_len
+    kv_cache_gb: float = RolloutConfig.kv_cache_gb
+    inflight_update: str = RolloutConfig.inflight_update
+    tensor_parallel_size: int = RolloutConfig.tensor_parallel_size
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
@@ -38,30 +46,30 @@ class ExecutorGroupConfig:
 
 @dataclass
 class LearnerGroupConfig:
-    lr: float = 1e-6
-    warmup_steps: int = 0
-    schedule: str = "constant"
-    max_grad_norm: float = 1.0
-    micro_batch_tokens: int = 4096
-    gradient_checkpointing: bool = False
+    lr: float = LearnerConfig.lr
+    warmup_steps: int = LearnerConfig.warmup_steps
+    schedule: str = LearnerConfig.schedule
+    max_grad_norm: float = LearnerConfig.max_grad_norm
+    micro_batch_tokens: int = LearnerConfig.micro_batch_tokens
+    gradient_checkpointing: bool = LearnerConfig.gradient_checkpointing
 
 
 @dataclass
 class AlgoConfig:
-    steps: int = 20
-    groups_per_step: int = 8
+    steps: int = LoopConfig.steps
+    groups_per_step: int = LoopConfig.groups_per_step
     n: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 256
-    estimator: str = "grpo"
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    aggregation: str = "token_mean"
-    kl_coef: float = 0.0
-    kl_kind: str = "k3"
-    tis_cap: Optional[float] = 2.0
-    drop_uniform_groups: bool = True
+    estimator: str = LearnerConfig.estimator
+    clip_low: float = LearnerConfig.clip_low
+    clip_high: float = LearnerConfig.clip_high
+    aggregation: str = LearnerConfig.aggregation
+    kl_coef: float = LearnerConfig.kl_coef
+    kl_kind: str = LearnerConfig.kl_kind
+    tis_cap: Optional[float] = LearnerConfig.tis_cap
+    drop_uniform_groups: bool = LoopConfig.drop_uniform_groups
 
 
 @dataclass

@@ -23,7 +23,7 @@ INSTRUCTION = "Answer with the complete program in one fenced code block."
 
 @dataclass
 class LoopConfig:
-    steps: int = 10
+    steps: int = 20
     groups_per_step: int = 8
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(
         n=4, temperature=1.0, max_tokens=256))

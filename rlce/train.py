@@ -90,13 +90,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     problems = problems_from(cfg)
     run_dir = Path(cfg.logging.dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    structured = OmegaConf.structured(cfg)
+    resolved = OmegaConf.to_yaml(structured)
     (run_dir / "config.yaml").write_text(resolved)
     mode = cfg.logging.mode
     if mode == "auto":
         mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
     run = wandb.init(project=cfg.logging.project, dir=str(run_dir), mode=mode,
-                     config=OmegaConf.to_container(OmegaConf.structured(cfg)))
+                     config=OmegaConf.to_container(structured))
     ensure_ray()
     engines = spawn_rollout_actors(parts["rollout"], cfg.rollout.engines)
     learner = Learner(parts["learner"])
