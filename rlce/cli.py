@@ -38,26 +38,52 @@ def _unknown_keys(cfg, schema, prefix: str = "") -> list[str]:
     return out
 
 
+USAGE = """usage:
+  rlce train [key=value ...]            train (no arguments: the embedded default)
+  rlce eval [key=value ...]             pass@k of model.name (a checkpoint folder or a model)
+                                        on eval.set, e.g. eval=humaneval
+  rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
+options: see conf/ (presets: model=tiny algo=rloo data=generator eval=humaneval ...) and the
+typed schema in rlce/config.py"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("train",):
-        print("usage: rlce train [key=value ...]   (see conf/config.yaml and rlce/config.py)",
-              file=sys.stderr)
+    if argv[:2] == ["bench", "pipeline"]:
+        command, overrides = "bench pipeline", argv[2:]
+    elif argv and argv[0] in ("train", "eval"):
+        command, overrides = argv[0], argv[1:]
+    else:
+        print(USAGE, file=sys.stderr)
         return 2
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if command == "bench pipeline":
+        from rlce.bench import PIPELINE_DEFAULTS
+
+        overrides = [o for o in PIPELINE_DEFAULTS
+                     if o.split("=")[0] not in {x.split("=")[0] for x in overrides}] + overrides
     try:
-        cfg = load_config(argv[1:])
+        cfg = load_config(overrides)
         from rlce.train import build_parts
 
         build_parts(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        print(f"rlce train: invalid configuration: {e}", file=sys.stderr)
+        print(f"rlce {command}: invalid configuration: {e}", file=sys.stderr)
         return 2
-    from rlce.train import train
+    if command == "train":
+        from rlce.train import train
 
-    train(cfg)
+        train(cfg)
+    elif command == "eval":
+        from rlce.train import evaluate_model
+
+        evaluate_model(cfg)
+    else:
+        from rlce.bench import pipeline
+
+        pipeline(cfg)
     return 0
 
 

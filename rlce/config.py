@@ -8,7 +8,7 @@ and so on), so each default lives in one place; the ones set here are the run's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -70,13 +70,41 @@ class AlgoConfig:
     kl_kind: str = LearnerConfig.kl_kind
     tis_cap: Optional[float] = LearnerConfig.tis_cap
     drop_uniform_groups: bool = LoopConfig.drop_uniform_groups
+    max_draws_per_step: int = LoopConfig.max_draws_per_step
+    staleness: int = LoopConfig.staleness  # 0 synchronous; k > 0 asynchronous, k versions
+    overlong: str = LoopConfig.overlong  # completions cut at max_tokens: keep/filter/penalty
+    overlong_penalty: float = LoopConfig.overlong_penalty
 
 
 @dataclass
 class DataConfig:
-    source: str = "generator"  # or "jsonl"
+    source: str = "shipped"  # shipped, generator, jsonl or hf (datasets.save_to_disk folder)
+    path: Optional[str] = None  # jsonl file or dataset folder
+    split: Optional[str] = None  # hf: the split of a DatasetDict (default: train)
+    on_error: str = "skip"  # malformed rows: skip (reported with file and line) or raise
+    languages: Optional[list[str]] = None  # shipped: only these languages
+    difficulties: Optional[list[str]] = None  # shipped: only these levels (easy, medium)
+    seed: int = 0  # order of the problems (shuffled per epoch) and the generator's draws
+
+
+@dataclass
+class EvalConfig:
+    set: str = "shipped"  # shipped (train-set pass rate), humaneval, or jsonl (eval.path)
     path: Optional[str] = None
-    seed: int = 0
+    limit: Optional[int] = 32  # problems, drawn with a fixed seed; None: the whole set
+    n: int = 4
+    k: list[int] = field(default_factory=lambda: [1])
+    temperature: float = 1.0
+    max_tokens: Optional[int] = None  # None: algo.max_tokens
+    every: int = 0  # also every N training steps (0: only before and after training)
+    before: bool = True
+    after: bool = True
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 0  # also every N steps (0: only at the end)
+    resume: Optional[str] = None  # a checkpoint folder of an earlier run: continue from it
 
 
 @dataclass
@@ -87,8 +115,16 @@ class RewardConfig:
 @dataclass
 class LoggingConfig:
     project: str = "rlce"
-    mode: str = "auto"  # auto: online with WANDB_API_KEY, else offline
+    mode: str = "auto"  # auto: online with WANDB_API_KEY, else offline; or online/offline/disabled
     dir: str = "runs"
+    table_every: int = 5  # a W&B table of sample programs and verdicts every N steps
+    progress: bool = True
+
+
+@dataclass
+class ClusterConfig:
+    address: Optional[str] = None  # None: RAY_ADDRESS if set (Ray jobs), else a local Ray
+    name: str = "laptop"  # the preset's name, recorded with the run
 
 
 @dataclass
@@ -100,8 +136,17 @@ class TrainConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     data: DataConfig = field(default_factory=DataConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: int = 0
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)

