@@ -23,7 +23,12 @@ from typing import Any
 import ray
 
 from .runner import Runner
+from .sandbox import SandboxConfig
 from .schema import job_id_of
+
+
+class FleetError(RuntimeError):
+    """The fleet cannot judge jobs any more; the message says why."""
 
 
 @dataclass
@@ -43,6 +48,7 @@ class FleetConfig:
     dedup_window: int = 4096
     idle_shrink_s: float = 30.0
     request_resources: bool = True
+    sandbox: dict[str, Any] | None = None  # SandboxConfig fields for every actor's sandboxes
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_actors <= self.max_actors or self.max_actors < 1:
@@ -66,8 +72,8 @@ def ensure_ray() -> None:
 class ExecutorWorker:
     """Body of an executor actor: a Runner on this node's cores."""
 
-    def __init__(self, workers: int | None) -> None:
-        self.runner = Runner(workers).start()
+    def __init__(self, workers: int | None, sandbox: dict[str, Any] | None = None) -> None:
+        self.runner = Runner(workers, SandboxConfig(**(sandbox or {}))).start()
 
     def run(self, jobs: list[dict]) -> Iterator[list[dict]]:
         """Yield verdicts as soon as they are done (a Ray streaming generator), each item a
@@ -161,6 +167,7 @@ class ExecutorFleet:
         self._done_times: collections.deque[float] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter()
         self._stop = threading.Event()
+        self.error: BaseException | None = None
         for _ in range(max(self.cfg.min_actors, 1 if self.cfg.max_actors else 0)):
             self._add_actor()
         self._request_resources()
@@ -173,7 +180,9 @@ class ExecutorFleet:
         """Queue a job; returns at once unless ``max_pending`` jobs are outstanding (submitted,
         verdict not yet taken), in which case it waits (backpressure). Without ``on_verdict``
         the verdict goes to ``verdicts()`` and counts as outstanding until taken from there."""
-        self._room.acquire()
+        self.check()
+        while not self._room.acquire(timeout=1.0):
+            self.check()
         with self._count_lock:
             self._outstanding += 1
             self._outstanding_peak = max(self._outstanding_peak, self._outstanding)
@@ -273,7 +282,7 @@ class ExecutorFleet:
                                 "max_restarts": 0}
         if self.cfg.resource:
             opts["resources"] = {self.cfg.resource: 1}
-        actor = ExecutorActor.options(**opts).remote(self.cfg.workers_per_actor)
+        actor = ExecutorActor.options(**opts).remote(self.cfg.workers_per_actor, self.cfg.sandbox)
         self._members.append(_Member(actor, actor.info.remote()))
         self.counters["actors_started"] += 1
 
@@ -463,15 +472,24 @@ class ExecutorFleet:
 
     def _loop(self) -> None:
         last_scale = 0.0
-        while not self._stop.is_set():
-            with self._lock:
-                self._intake()
-                self._dispatch()
-            self._collect()
-            now = time.monotonic()
-            if now - last_scale > 0.2:
-                self._scale()
-                last_scale = now
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    self._intake()
+                    self._dispatch()
+                self._collect()
+                now = time.monotonic()
+                if now - last_scale > 0.2:
+                    self._scale()
+                    last_scale = now
+        except BaseException as e:  # noqa: BLE001 - kept, and raised to every caller by check()
+            self.error = e
+
+    def check(self) -> None:
+        """Raise FleetError if the fleet has stopped working (for example when no executor
+        actor can start because sandbox isolation is not in force on its nodes)."""
+        if self.error is not None:
+            raise FleetError(f"the executor fleet stopped: {self.error}") from self.error
 
 
 class FleetService:

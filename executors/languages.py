@@ -47,7 +47,7 @@ LANGS: dict[str, Language] = {
     ),
     "go": Language(
         "go", "main.go",
-        ("/usr/bin/go", "build", "-trimpath", "-o", "prog", "main.go"),
+        ("/usr/bin/go", "build", "-o", "prog", "main.go"),  # no -trimpath: it rebuilds std (7 s)
         ("./prog",),
         as_headroom_mb=1024,
         compile_env=(("GOCACHE", "/tmp/gocache"), ("GOPATH", "/tmp/gopath"),

@@ -103,8 +103,15 @@ class LearnerGroup:
         reports = ray.get([a.publish.remote(engines, version) for a in self.actors])
         return reports[0]
 
-    def save_checkpoint(self, path: str) -> str:
-        return ray.get([a.save_checkpoint.remote(path) for a in self.actors])[0]
+    def save_checkpoint(self, path: str, extra: dict[str, Any] | None = None) -> str:
+        return ray.get([a.save_checkpoint.remote(str(path), extra) for a in self.actors])[0]
+
+    @property
+    def version(self) -> int:
+        return ray.get(self.actors[0].get_version.remote())
+
+    def node_ids(self) -> list[str | None]:
+        return ray.get([a.node_id.remote() for a in self.actors])
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return ray.get([a.full_state_dict.remote() for a in self.actors])[0]

@@ -43,12 +43,18 @@ USAGE = """usage:
   rlce eval [key=value ...]             pass@k of model.name (a checkpoint folder or a model)
                                         on eval.set, e.g. eval=humaneval
   rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
+  rlce submit [--address URL] [key=value ...]
+                                        run `rlce train` on a Ray cluster (Ray Jobs API)
 options: see conf/ (presets: model=tiny algo=rloo data=generator eval=humaneval ...) and the
 typed schema in rlce/config.py"""
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["submit"]:
+        from rlce.submit import submit
+
+        return submit(argv[1:])
     if argv[:2] == ["bench", "pipeline"]:
         command, overrides = "bench pipeline", argv[2:]
     elif argv and argv[0] in ("train", "eval"):

@@ -33,6 +33,7 @@ class RolloutGroupConfig:
     tensor_parallel_size: int = RolloutConfig.tensor_parallel_size
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    resource: Optional[str] = None  # a custom Ray resource each engine asks one unit of
 
 
 @dataclass
@@ -52,6 +53,10 @@ class LearnerGroupConfig:
     max_grad_norm: float = LearnerConfig.max_grad_norm
     micro_batch_tokens: int = LearnerConfig.micro_batch_tokens
     gradient_checkpointing: bool = LearnerConfig.gradient_checkpointing
+    actors: int = 0  # 0: the learner runs in the driver; N: N LearnerActors (FSDP2 if N > 1)
+    num_cpus: float = 1.0  # per learner actor
+    num_gpus: float = 0.0
+    resource: Optional[str] = None  # a custom Ray resource each learner actor asks one unit of
 
 
 @dataclass
@@ -59,7 +64,7 @@ class AlgoConfig:
     steps: int = LoopConfig.steps
     groups_per_step: int = LoopConfig.groups_per_step
     n: int = 4
-    temperature: float = 1.0
+    temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 256
     estimator: str = LearnerConfig.estimator
@@ -94,7 +99,7 @@ class EvalConfig:
     limit: Optional[int] = 32  # problems, drawn with a fixed seed; None: the whole set
     n: int = 4
     k: list[int] = field(default_factory=lambda: [1])
-    temperature: float = 1.0
+    temperature: float = 0.7
     max_tokens: Optional[int] = None  # None: algo.max_tokens
     every: int = 0  # also every N training steps (0: only before and after training)
     before: bool = True

@@ -39,7 +39,7 @@ TIME_KEYS = ("time/generate_s", "time/execute_s", "time/train_s", "time/publish_
 
 @dataclass
 class LoopConfig:
-    steps: int = 20
+    steps: int = 12
     groups_per_step: int = 8
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(
         n=4, temperature=1.0, max_tokens=256))
@@ -72,8 +72,9 @@ def program_for(problem: Problem, text: str) -> str:
     """The program to judge: the completion's code block; for a problem that gives a stub
     (``meta["stub"]``, as HumanEval does) the stub goes first when the block does not define
     the entry point itself."""
-    program, _ = extract_program(text, problem.language)
-    stub, entry = problem.meta.get("stub"), problem.tests.get("entry_point")
+    entry = problem.tests.get("fn_name") or problem.tests.get("entry_point")
+    program, _ = extract_program(text, problem.language, entry)
+    stub = problem.meta.get("stub")
     if stub and entry and f"def {entry}" not in program:
         program = stub + program
     return program
@@ -161,8 +162,12 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
         with lock:
             if len(verdicts) >= expected:
                 all_done.set()
-    if not all_done.wait(timeout=600):
-        raise TimeoutError(f"executor fleet returned {len(verdicts)} of {expected} verdicts")
+    deadline = time.monotonic() + 600
+    while not all_done.wait(timeout=1.0):
+        if hasattr(fleet, "check"):
+            fleet.check()  # a fleet that stopped (no sandbox can start) fails loudly here
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"executor fleet returned {len(verdicts)} of {expected} verdicts")
     grouped: dict[str, list] = defaultdict(list)
     mix: Counter = Counter()
     records = []

@@ -42,11 +42,14 @@ def humaneval() -> list[Problem]:
 
 
 def eval_problems(name: str, path: str | None = None, limit: int | None = None,
-                  seed: int = 0) -> list[Problem]:
+                  seed: int = 0, languages: list[str] | None = None,
+                  difficulties: list[str] | None = None) -> list[Problem]:
+    """The evaluation problems; ``shipped`` takes the same language and difficulty filter as
+    the training data, so that its pass rate is the train-set pass rate."""
     if name == "shipped":
         from rlce.problems import shipped
 
-        problems = shipped()
+        problems = shipped(languages, difficulties)
     elif name == "humaneval":
         problems = humaneval()
     elif name == "jsonl":

@@ -17,23 +17,47 @@ from collections.abc import Callable
 RewardFn = Callable[[dict, str], float]
 REWARDS: dict[str, RewardFn] = {}
 
-FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#-]*)[^\n]*\n(.*?)```", re.DOTALL)
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#-]*)[^\n]*\n(.*?)(```|\Z)", re.DOTALL)
 FENCE_NAMES = {"python": {"python", "py", "python3"}, "javascript": {"javascript", "js", "node"},
                "go": {"go", "golang"}, "rust": {"rust", "rs"}, "cpp": {"cpp", "c++", "cc"}}
 
 
-def extract_program(text: str, language: str) -> tuple[str, bool]:
-    """The program in a completion and whether it came from a fenced code block: the last
-    block tagged with the language, else the last untagged block, else the whole text."""
-    blocks = FENCE.findall(text)
+def extract_program(text: str, language: str, entry: str | None = None) -> tuple[str, bool]:
+    """The program in a completion and whether it came from a fenced code block.
+
+    Blocks tagged with the language come first, else untagged ones. Of those, the last that
+    defines ``entry`` (the function the tests call) wins, so an "example usage" block after
+    the solution is not judged in its place; without ``entry`` (or with no block defining it)
+    the last block. A block still open at the end (the completion was cut off) counts up to
+    the end. No block at all: the whole text."""
+    blocks = [(tag, body if end or language != "python" else _parsable_prefix(body))
+              for tag, body, end in FENCE.findall(text)]
     names = FENCE_NAMES.get(language, {language})
     tagged = [body for tag, body in blocks if tag.lower() in names]
-    if tagged:
-        return tagged[-1], True
-    plain = [body for tag, body in blocks if not tag]
-    if plain:
-        return plain[-1], True
-    return text, False
+    candidates = tagged or [body for tag, body in blocks if not tag]
+    if not candidates:
+        return text, False
+    if entry:
+        pattern = re.compile(rf"\b(def|function|fn|func)\s+{re.escape(entry)}\b")
+        defining = [b for b in candidates if pattern.search(b)]
+        if defining:
+            return defining[-1], True
+    return candidates[-1], True
+
+
+def _parsable_prefix(body: str) -> str:
+    """A Python block cut off by the token limit: its longest prefix of whole lines that
+    parses (compiling runs nothing), so a finished function is not lost to a half-written
+    example after it."""
+    lines = body.split("\n")
+    for end in range(len(lines), 0, -1):
+        src = "\n".join(lines[:end])
+        try:
+            compile(src, "<completion>", "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        return src + "\n"
+    return body
 
 
 def register(name: str) -> Callable[[RewardFn], RewardFn]:
@@ -77,4 +101,5 @@ def fraction_with_penalties(verdict: dict, text: str) -> float:
 @register("binary_with_format")
 def binary_with_format(verdict: dict, text: str) -> float:
     """``binary`` plus 0.1 when the completion put its program in a fenced code block."""
-    return binary(verdict, text) + (0.1 if FENCE.search(text) else 0.0)
+    closed = any(end for _, _, end in FENCE.findall(text))
+    return binary(verdict, text) + (0.1 if closed else 0.0)

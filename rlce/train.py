@@ -71,9 +71,9 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"eval.k={cfg.eval.k} must lie between 1 and eval.n={cfg.eval.n}")
     if cfg.rollout.engines < 1:
         raise ValueError(f"rollout.engines must be >= 1, got {cfg.rollout.engines}")
-    resources: dict[str, Any] = {"num_cpus": cfg.rollout.num_cpus}
-    if cfg.rollout.num_gpus:
-        resources["num_gpus"] = cfg.rollout.num_gpus
+    if cfg.learner.actors < 0:
+        raise ValueError(f"learner.actors must be >= 0, got {cfg.learner.actors}")
+    resources = actor_options(cfg.rollout.num_cpus, cfg.rollout.num_gpus, cfg.rollout.resource)
     model = cfg.checkpoint.resume or cfg.model.name
     return {
         "rollout": RolloutConfig(
@@ -107,6 +107,16 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def actor_options(num_cpus: float, num_gpus: float, resource: str | None) -> dict[str, Any]:
+    """Ray actor options from a part's placement settings."""
+    opts: dict[str, Any] = {"num_cpus": num_cpus}
+    if num_gpus:
+        opts["num_gpus"] = num_gpus
+    if resource:
+        opts["resources"] = {resource: 1}
+    return opts
+
+
 def _wandb_mode(cfg: TrainConfig) -> str:
     mode = cfg.logging.mode
     if mode == "auto":
@@ -132,11 +142,18 @@ class Parts:
 
         ensure_ray(cfg.cluster.address)
         self.rollout_cfg = parts["rollout"]
-        self.learner = None
-        if learner:
+        self.learner: Any = None
+        if learner and cfg.learner.actors == 0:
             from learner.learner import Learner
 
             self.learner = Learner(parts["learner"], resume_from=cfg.checkpoint.resume)
+        elif learner:
+            from learner.distributed import LearnerGroup
+
+            lc = cfg.learner
+            self.learner = LearnerGroup(parts["learner"], lc.actors,
+                                        actor_options(lc.num_cpus, lc.num_gpus, lc.resource),
+                                        resume_from=cfg.checkpoint.resume)
         self.engines = spawn_rollout_actors(self.rollout_cfg, cfg.rollout.engines)
         self.fleet = ExecutorFleet(parts["fleet"])
 
@@ -145,9 +162,26 @@ class Parts:
 
         return spawn_rollout_actors(self.rollout_cfg, 1)[0]
 
+    def placement(self) -> dict[str, Any]:
+        """Which node each actor runs on, with the custom resources that node offers."""
+        import ray
+
+        nodes = {n["NodeID"]: sorted(k for k in n["Resources"]
+                                     if k not in ("CPU", "GPU", "memory", "object_store_memory")
+                                     and not k.startswith(("node:", "accelerator_type")))
+                 for n in ray.nodes() if n["Alive"]}
+        engines = [i["node_id"] for i in ray.get([e.info.remote() for e in self.engines])]
+        executors = [i.get("node_id") for i in self.fleet.actor_infos()]
+        learners = (self.learner.node_ids() if hasattr(self.learner, "node_ids")
+                    else [ray.get_runtime_context().get_node_id()])
+        return {"driver": ray.get_runtime_context().get_node_id(), "rollout": engines,
+                "learner": learners, "executor": executors, "nodes": nodes}
+
     def close(self) -> None:
         import ray
 
+        if hasattr(self.learner, "shutdown"):
+            self.learner.shutdown()
         self.fleet.close()
         for e in self.engines:
             ray.kill(e)  # a no-op for an engine that already died
@@ -157,7 +191,8 @@ def _evaluator(cfg: TrainConfig, parts: Parts):
     from rlce.evaluate import eval_problems, evaluate
 
     e = cfg.eval
-    problems = eval_problems(e.set, e.path, e.limit, seed=cfg.data.seed)
+    problems = eval_problems(e.set, e.path, e.limit, cfg.data.seed, cfg.data.languages,
+                             cfg.data.difficulties)
 
     def run() -> dict[str, Any]:
         return evaluate(parts.engines, parts.fleet, problems, e.n, list(e.k), e.temperature,
@@ -181,7 +216,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         start_step, drawn = state["step"], state["problems_drawn"]
     stream = ProblemStream(problems_from(cfg), seed=cfg.data.seed)
     stream.skip(drawn)  # a resumed run continues with the same data order
-    run_dir = Path(cfg.logging.dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.logging.dir).expanduser().resolve() / time.strftime("%Y%m%d-%H%M%S")
     while run_dir.exists():
         run_dir = run_dir.with_name(run_dir.name + "_")
     run_dir.mkdir(parents=True)
@@ -192,6 +227,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                      config=to_dict(cfg), name=run_dir.name)
     parts = Parts(cfg, built)
     learner = parts.learner
+    (run_dir / "placement.json").write_text(json.dumps(parts.placement(), indent=2))
     if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
         learner.publish(parts.engines, version=learner.version)
     evaluate = _evaluator(cfg, parts)

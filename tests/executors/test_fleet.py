@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 import ray
 
 from executors.fleet import ExecutorFleet, FleetConfig
+from tests.ray_nodes import start_nodes, stop_nodes
 
 from .conftest import asserts_job, io_job
 
@@ -163,6 +163,22 @@ def test_grows_under_backlog_and_shrinks_when_idle(ray_local):
     assert m["scale_ups"] == 2 and m["scale_downs"] == 2
 
 
+def test_a_fleet_whose_sandboxes_cannot_start_fails_loudly_instead_of_hanging(ray_local):
+    # the same path as executor nodes where firejail isolation is not in force: every actor's
+    # sandboxes fail to start, the fleet stops retrying and every caller gets the reason
+    from executors.fleet import FleetError
+
+    cfg = FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1,
+                      sandbox={"python": "/nonexistent/python3", "start_timeout_s": 5.0})
+    with ExecutorFleet(cfg) as fleet:
+        deadline = time.monotonic() + 120
+        with pytest.raises(FleetError, match="keep failing to start"):
+            while time.monotonic() < deadline:
+                fleet.submit(asserts_job("x = 1\n", ["assert x == 1"]))
+                time.sleep(0.5)
+        assert fleet.metrics()["actors_failed_to_start"] > 3
+
+
 def test_config_errors_name_the_option():
     with pytest.raises(ValueError, match="min_actors <= max_actors"):
         FleetConfig(min_actors=3, max_actors=2)
@@ -190,20 +206,11 @@ def test_actors_land_only_on_the_node_with_the_executor_resource(tmp_path):
     nodes run under `ray start --block` in their own process groups, ended by pid."""
     port = 26379 + os.getpid() % 1000
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
     address = f"127.0.0.1:{port}"
-    procs = []
+    procs = start_nodes([["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"],
+                         [f"--address={address}", "--num-cpus=2", '--resources={"executor": 2}']],
+                        env)
     try:
-        procs.append(subprocess.Popen(
-            [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1",
-             "--include-dashboard=false", *common], env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(8)
-        procs.append(subprocess.Popen(
-            [ray_bin, "start", f"--address={address}", "--num-cpus=2",
-             '--resources={"executor": 2}', *common], env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         nodes_script = ("import ray,json,sys,time; ray.init(address=sys.argv[1])\n"
                         "for _ in range(120):\n"
                         "    alive=[n for n in ray.nodes() if n['Alive']]\n"
@@ -221,19 +228,7 @@ def test_actors_land_only_on_the_node_with_the_executor_resource(tmp_path):
         assert result["status"] == "passed"
         assert len(result["nodes"]) == 2 and set(result["nodes"]) == executor_nodes
     finally:
-        for p in reversed(procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        # `ray start --head` leaves its address for later plain ray.init() calls; remove ours
-        current = "/tmp/ray/ray_current_cluster"
-        if os.path.exists(current) and str(port) in open(current).read():
-            os.unlink(current)
+        stop_nodes(procs, port)
 
 
 SHARED_DRIVER = """

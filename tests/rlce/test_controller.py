@@ -1,48 +1,140 @@
-"""The synchronous loop end to end on real parts: the session's vLLM engine (tiny model), a
-real executor fleet, a real learner; rewards flow, the learner steps, engines get versions."""
+"""The loop end to end on real parts: vLLM (the session's engine on the tiny model) or the
+transformers backend, a real executor fleet and a real learner. Synchronous and asynchronous
+modes, the staleness bound, over-long completions and prompts, and a rollout engine dying."""
 
 from __future__ import annotations
 
 import itertools
 
+import pytest
 import ray
 
-from actors.rollout import RolloutPool
+from actors.rollout import RolloutConfig, spawn_rollout_actors
 from executors.fleet import ExecutorFleet, FleetConfig
 from learner.learner import Learner, LearnerConfig
-from rlce.controller import LoopConfig, run_loop
-from rlce.data import generate
+from rlce.controller import Controller, LoopConfig, ProblemStream, run_loop
+from rlce.data import generate, parse_problem
 from rlce.rewards import REWARDS, register
 from rlce.types import SamplingSettings
 
+MAX_TOKENS = 24
 
-def test_two_synchronous_steps_move_the_engines_to_new_versions(ray_local, vllm_actor,
-                                                                tiny_model):
-    # a random tiny model never passes a test, so the test rewards something it does vary
-    if "test_parity_of_length" not in REWARDS:
-        register("test_parity_of_length")(lambda verdict, text: float(len(text) % 2))
+
+def parity(verdict: dict, text: str) -> float:
+    """A random tiny model never passes a test, so the tests reward something it does vary."""
+    return float(len(text) % 2)
+
+
+if "test_parity_of_length" not in REWARDS:
+    register("test_parity_of_length")(parity)
+
+
+@pytest.fixture(scope="module")
+def fleet(ray_local):
+    with ExecutorFleet(FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1)) as f:
+        yield f
+
+
+def learner_for(tiny_model: str, engine) -> Learner:
     learner = Learner(LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=2048))
-    learner.set_version(ray.get(vllm_actor.get_version.remote()))
+    learner.set_version(ray.get(engine.get_version.remote()))
+    return learner
+
+
+def restore(engine, tiny_model: str) -> None:
+    """Leave the shared engine with the tiny model's weights for the other tests."""
+    from safetensors.torch import load_file
+
+    ray.get(engine.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
+
+
+def loop_cfg(**kw) -> LoopConfig:
+    return LoopConfig(groups_per_step=2, reward="test_parity_of_length",
+                      sampling=SamplingSettings(n=4, temperature=1.0, max_tokens=MAX_TOKENS,
+                                                seed=1), **kw)
+
+
+def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
+        ray_local, vllm_actor, tiny_model, fleet):
+    learner = learner_for(tiny_model, vllm_actor)
     v0 = learner.get_version()
-    cfg = LoopConfig(steps=2, groups_per_step=2, reward="test_parity_of_length",
-                     sampling=SamplingSettings(n=4, temperature=1.0, max_tokens=24, seed=1))
     seen = []
-    with ExecutorFleet(FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1)) as fleet:
-        history = run_loop(iter(itertools.islice(generate(seed=7), 100)),
-                           RolloutPool([vllm_actor]), fleet, learner, [vllm_actor], cfg,
-                           log=seen.append)
-        executed = fleet.metrics()["verdicts"]
+    executed0 = fleet.metrics().get("verdicts", 0.0)
+    history = run_loop(iter(itertools.islice(generate(seed=7), 100)), None, fleet, learner,
+                       [vllm_actor], loop_cfg(steps=2, overlong="penalty", overlong_penalty=0.5),
+                       log=seen.append)
     assert seen == history and [m["step"] for m in history] == [1, 2]
+    cut = 0
     for m in history:
         assert m["rollout/samples"] >= 8 and m["learner/step"] >= 1
-        assert 0 < m["reward/mean"] < 1
+        assert m["rollout/staleness_max"] == 0  # synchronous: always the current policy
         assert m["time/generate_s"] > 0 and m["time/train_s"] > 0 and m["time/publish_s"] > 0
         assert sum(v for k, v in m.items() if k.startswith("exec/verdict_")) == \
             m["rollout/samples"]
-    assert executed == sum(m["rollout/samples"] for m in history)
+        for r in m["_samples"]:
+            want = parity({}, r["text"]) - (0.5 if r["tokens"] == MAX_TOKENS else 0.0)
+            assert r["reward"] == want, r
+            cut += r["tokens"] == MAX_TOKENS
+    assert cut > 0  # the penalty was exercised
+    assert fleet.metrics()["verdicts"] - executed0 == sum(m["rollout/samples"] for m in history)
     assert ray.get(vllm_actor.get_version.remote()) == v0 + 2 == history[-1][
         "rollout/policy_version"]
-    # leave the shared engine with the tiny model's weights for the other tests
-    from safetensors.torch import load_file
+    restore(vllm_actor, tiny_model)
 
-    ray.get(vllm_actor.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
+
+def test_asynchronous_mode_keeps_the_staleness_bound_and_skips_long_prompts(
+        ray_local, vllm_actor, tiny_model, fleet):
+    learner = learner_for(tiny_model, vllm_actor)
+    v0 = learner.get_version()
+    long = parse_problem({"id": "too-long", "language": "python", "prompt": "word " * 2000,
+                          "tests": {"format": "asserts", "asserts": ["assert True"]}})
+    problems = [long] + list(itertools.islice(generate(seed=11), 40))
+    ctrl = Controller(ProblemStream(problems, shuffle=False), [vllm_actor], fleet, learner,
+                      loop_cfg(steps=3, staleness=1))
+    history = ctrl.run()
+    assert [m["step"] for m in history] == [1, 2, 3]
+    assert sum(m["data/prompts_skipped"] for m in history) >= 1
+    for m in history:
+        assert m["data/groups_kept"] == 2 and m["rollout/staleness_max"] <= 1
+        assert m["learner/step"] >= 1
+    # generation ran ahead of training, so some used groups were one version behind
+    assert max(m["rollout/staleness_max"] for m in history) == 1
+    assert learner.get_version() == v0 + 3 == ray.get(vllm_actor.get_version.remote())
+    assert ctrl._producer is not None and not ctrl._producer.is_alive()
+    restore(vllm_actor, tiny_model)
+
+
+def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes_on(
+        ray_local, tiny_model, fleet):
+    cfg = RolloutConfig(model=tiny_model, backend="transformers", max_model_len=512, seed=0)
+    engines = spawn_rollout_actors(cfg, 1)
+    first = engines[0]
+    learner = Learner(LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=2048))
+    started = []
+
+    def new_engine():
+        (e,) = spawn_rollout_actors(cfg, 1)
+        started.append(e)
+        return e
+
+    def kill_after_first_step(m):
+        if m["step"] == 1:
+            ray.kill(first)
+
+    ctrl = Controller(ProblemStream(generate(seed=5)), engines, fleet, learner,
+                      loop_cfg(steps=3), make_engine=new_engine, log=kill_after_first_step)
+    history = ctrl.run()
+    assert [m["step"] for m in history] == [1, 2, 3]
+    assert sum(m["rollout/engine_restarts"] for m in history) == 1 == len(started)
+    assert ctrl.engines == started and ctrl.engines[0] is not first
+    # the replacement got the learner's weights when it started, then every later publish
+    assert ray.get(started[0].get_version.remote()) == learner.get_version() == 3
+    for e in started:
+        ray.kill(e)
+
+
+def test_bad_loop_options_are_named():
+    with pytest.raises(ValueError, match="algo.staleness"):
+        LoopConfig(staleness=-1)
+    with pytest.raises(ValueError, match="algo.overlong"):
+        LoopConfig(overlong="truncate")

@@ -101,8 +101,8 @@ def test_hf_datasets_on_disk_load_with_errors_named_by_split_and_row(tmp_path):
     problems, errors = load_hf(tmp_path / "ds")
     assert [p.id for p in problems] == ["inc"] and problems[0].tests == GOOD["tests"]
     where = f"{tmp_path / 'ds'}[train]"
-    assert errors == [f"{where} row 1: field 'tests' is not valid JSON (Expecting property "
-                      f"name enclosed in double quotes)",
+    assert errors == [(f"{where} row 1: field 'tests' is not valid JSON (Expecting property "
+                       f"name enclosed in double quotes)"),
                       f"{where} row 2: duplicate problem id 'inc'",
                       f"{where} row 3: problem 'none' has no tests"]
     assert [p.id for p in load_hf(tmp_path / "ds", split="test")[0]] == ["inc"]

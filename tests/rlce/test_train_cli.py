@@ -1,8 +1,10 @@
-"""`rlce train` as a user runs it: a subprocess on the tiny model for one step, with the W&B
-offline run read back, the resolved config and the checkpoint where the summary says."""
+"""`rlce train`, `rlce eval` and `rlce bench pipeline` as a user runs them: subprocesses on the
+tiny model, with the W&B offline run read back, the resolved config, checkpoints, and a resumed
+run that continues with the same step, learner state and data order."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,34 +15,107 @@ import yaml
 from rlce.wandb_offline import history
 
 RLCE = str(Path(sys.executable).parent / "rlce")
+SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
+         "algo.drop_uniform_groups=false", "rollout.max_model_len=512", "rollout.kv_cache_gb=1",
+         "eval.limit=3", "eval.n=2"]
+STEP_KEYS = ["reward/mean", "reward/std", "reward/pass_rate", "rollout/samples",
+             "rollout/response_len_mean", "rollout/staleness_max", "rollout/policy_version",
+             "learner/loss", "learner/kl", "learner/entropy", "learner/clip_frac",
+             "learner/grad_norm", "learner/lr", "learner/is_weight_mean",
+             "throughput/tokens_per_s", "throughput/samples_per_s",
+             "throughput/executions_per_s", "exec/queue_depth", "exec/latency_p50_s",
+             "time/generate_s", "time/execute_s", "time/train_s", "time/publish_s",
+             "time/wait_s", "time/controller_s", "data/groups_dropped", "data/problems_drawn"]
 
 
-def test_unknown_and_invalid_options_fail_fast_with_their_names():
+def rlce(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
+    return subprocess.run([RLCE, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd, check=False)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def table_problems(run_dir: Path, step: int) -> list[str]:
+    (f,) = (run_dir / "wandb").glob(f"offline-run-*/files/media/table/samples_{step}_*.json")
+    t = json.loads(f.read_text())
+    col = t["columns"].index("problem")
+    return sorted(row[col] for row in t["data"])
+
+
+def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
     for args, message in [(["+foo=1"], "unknown config option(s) ['foo']"),
                           (["algo.stepz=1"], "algo.stepz"),
                           (["learner.schedule=linear"], "learner.schedule must be"),
-                          (["reward.name=nope"], "unknown reward 'nope'")]:
-        out = subprocess.run([RLCE, "train", *args], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
+                          (["reward.name=nope"], "unknown reward 'nope'"),
+                          (["data.source=nope"], "data.source must be"),
+                          (["data=jsonl"], "needs data.path"),
+                          (["eval.k=[5]"], "eval.k=[5] must lie between 1 and eval.n=4"),
+                          (["algo.staleness=-1"], "algo.staleness must be >= 0"),
+                          (["checkpoint.resume=/nonexistent"], "checkpoint.resume")]:
+        out = rlce(["train", *args], tmp_path, timeout=120)
+        assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
 
 
-def test_one_step_on_the_tiny_model_logs_offline_and_checkpoints(tiny_model, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
-    out = subprocess.run(
-        [RLCE, "train", f"model.name={tiny_model}", "algo.steps=1", "algo.groups_per_step=2",
-         "algo.n=2", "algo.max_tokens=16", "rollout.max_model_len=512",
-         "rollout.kv_cache_gb=1", f"logging.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    out = rlce(["train", *SMALL, "algo.steps=2", "checkpoint.every=1", "logging.table_every=1",
+                f"logging.dir={a}"], a)
     assert out.returncode == 0, out.stderr[-3000:]
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run_dir,) = run_dirs(a)
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert cfg["algo"]["steps"] == 1 and cfg["model"]["name"] == tiny_model
+    assert cfg["algo"]["steps"] == 2 and cfg["model"]["name"] == "tiny-llama-test"
+    assert cfg["cluster"]["name"] == "laptop" and cfg["data"]["source"] == "shipped"
     (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
     rows = history(wandb_run)
-    assert len(rows) == 1
-    for key in ("reward/mean", "reward/pass_rate", "rollout/samples", "time/generate_s",
-                "time/train_s", "time/publish_s", "time/controller_s", "data/groups_dropped"):
-        assert key in rows[0], key
-    assert rows[0]["rollout/samples"] >= 4
-    assert (run_dir / "checkpoint" / "config.json").is_file()
-    assert "checkpoint" in out.stdout and "pass rate" in out.stdout
+    steps = [r for r in rows if "reward/mean" in r]
+    assert [r["_step"] for r in steps] == [1, 2]
+    for key in STEP_KEYS:
+        assert all(key in r for r in steps), key
+    evals = [r for r in rows if "eval/pass@1" in r]
+    assert len(evals) == 2 and all(r["eval/problems"] == 3 for r in evals)
+    for d in ("checkpoint", "checkpoint-step1"):
+        assert (run_dir / d / "config.json").is_file()
+        assert (run_dir / d / "model.safetensors").is_file()
+        assert yaml.safe_load((run_dir / d / "config.yaml").read_text()) == cfg
+    assert "pass@1" in out.stdout and "checkpoint:" in out.stdout and str(run_dir) in out.stdout
+
+    # resume from step 1: step 2 again, from the same learner state and the same problems
+    out = rlce(["train", *SMALL, "algo.steps=2", "logging.table_every=1", "eval.before=false",
+                "eval.after=false", f"checkpoint.resume={run_dir / 'checkpoint-step1'}",
+                f"logging.dir={b}"], b)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (resumed,) = run_dirs(b)
+    again = [r for r in history(next((resumed / "wandb").glob("offline-run-*")))
+             if "reward/mean" in r]
+    assert [r["_step"] for r in again] == [2]
+    assert again[0]["learner/step"] == steps[1]["learner/step"] == 2
+    assert again[0]["data/problems_drawn"] == steps[1]["data/problems_drawn"]
+    assert table_problems(resumed, 2) == table_problems(run_dir, 2)
+
+
+def test_eval_reports_pass_at_k_on_humaneval(tmp_path):
+    out = rlce(["eval", "model=tiny", "rollout=transformers", "eval=humaneval", "eval.limit=2",
+                "eval.n=2", "eval.k=[1,2]", "algo.max_tokens=16", "rollout.max_model_len=1024",
+                f"logging.dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (f,) = tmp_path.glob("eval-*.json")
+    r = json.loads(f.read_text())
+    assert r["set"] == "humaneval" and r["eval/problems"] == 2 and r["eval/samples"] == 4
+    assert 0.0 <= r["eval/pass@1"] <= r["eval/pass@2"] <= 1.0
+    assert sum(v for k, v in r.items() if k.startswith("eval/verdict_")) == 4
+
+
+def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
+    out = rlce(["bench", "pipeline", "model=tiny", "rollout=transformers", "algo.steps=2",
+                "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
+                "algo.drop_uniform_groups=false", f"logging.dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for phase in ("generate", "train", "publish", "controller overhead", "wall"):
+        assert phase in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("controller overhead "))
+    share = float(line.split()[2].rstrip("%"))
+    assert 0.0 <= share < 100.0

@@ -1,0 +1,69 @@
+"""``rlce submit``: run ``rlce train`` on a Ray cluster through the Ray Jobs API.
+
+The working directory (this checkout, minus environments and run outputs) is shipped as the
+job's ``working_dir``, so the cluster runs this code with this ``conf/``; the overrides are
+passed through to ``rlce train``. The plain equivalent::
+
+    ray job submit --address http://HEAD:8265 --working-dir . -- \\
+        python -m rlce.cli train cluster=multi_node logging.dir=~/rlce-runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import time
+from pathlib import Path
+
+EXCLUDES = [".venv", "runs", "outputs", "wandb", ".git", "**/__pycache__", ".pytest_cache",
+            ".ruff_cache", "*.egg-info"]
+RUNS_DIR = "~/rlce-runs"  # on the node where the job's driver runs (the head node)
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    p = argparse.ArgumentParser(prog="rlce submit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--address", default=os.environ.get("RAY_DASHBOARD_ADDRESS",
+                                                      "http://127.0.0.1:8265"),
+                   help="the cluster's dashboard (Jobs API) address")
+    p.add_argument("--working-dir", default=".", help="the code and conf/ to ship")
+    p.add_argument("--no-wait", action="store_true", help="return once the job is submitted")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the job")
+    return p.parse_known_args(argv)
+
+
+def submit(argv: list[str]) -> int:
+    """Submit, stream the job's logs until it ends (unless --no-wait); exit 0 if it
+    succeeded."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    args, overrides = parse(argv)
+    if not (Path(args.working_dir) / "rlce" / "cli.py").is_file():
+        print(f"rlce submit: {args.working_dir} is not an RLCE checkout (no rlce/cli.py)")
+        return 2
+    if not any(o.startswith("logging.dir=") for o in overrides):
+        overrides.append(f"logging.dir={RUNS_DIR}")
+    env = {k: os.environ[k] for k in ("WANDB_API_KEY", "WANDB_ENTITY", "HF_TOKEN", "RLCE_CACHE")
+           if k in os.environ}
+    client = JobSubmissionClient(args.address)
+    entrypoint = "python -m rlce.cli train " + " ".join(shlex.quote(o) for o in overrides)
+    job = client.submit_job(entrypoint=entrypoint,
+                            runtime_env={"working_dir": args.working_dir, "excludes": EXCLUDES,
+                                         "env_vars": env})
+    print(f"submitted {job} to {args.address}: {entrypoint}")
+    print(f"logs: ray job logs --address {args.address} {job}")
+    if args.no_wait:
+        return 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    while client.get_job_status(job) not in terminal:
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"rlce submit: {job} still running after {args.timeout} s; stopping it")
+            client.stop_job(job)
+            return 1
+        time.sleep(2)
+    status = client.get_job_status(job)
+    print(client.get_job_logs(job)[-4000:])
+    print(f"{job}: {status.value}")
+    return 0 if status == JobStatus.SUCCEEDED else 1
