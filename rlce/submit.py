@@ -33,9 +33,20 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return p.parse_known_args(argv)
 
 
+def use_cluster_token() -> None:
+    """Ray 2.60 clusters require a token on the Jobs API by default; the client only sends it
+    in ``RAY_AUTH_MODE=token``. Turn that on when a token is at hand and the user has not
+    chosen a mode."""
+    token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+             or (Path.home() / ".ray" / "auth_token").is_file())
+    if token and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def submit(argv: list[str]) -> int:
     """Submit, stream the job's logs until it ends (unless --no-wait); exit 0 if it
     succeeded."""
+    use_cluster_token()  # before Ray is imported: it reads the mode once
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     args, overrides = parse(argv)

@@ -231,6 +231,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
         learner.publish(parts.engines, version=learner.version)
     evaluate = _evaluator(cfg, parts)
+    # every path of the config is resolved by now; work from the run folder. (Several Ray
+    # nodes on one host share one runtime_resources folder, and a node may delete the job's
+    # working_dir copy, the driver's cwd, while the driver still runs.)
+    try:
+        cwd: str | None = os.getcwd()
+    except FileNotFoundError:
+        cwd = None
+    os.chdir(run_dir)
     evals: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
                disable=not cfg.logging.progress)
@@ -289,6 +297,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         bar.close()
         run.finish()
         parts.close()
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
     summary = summarize(cfg, history, evals, ckpt, run_dir, mode)
     print(summary)
     return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history, "evals": evals}

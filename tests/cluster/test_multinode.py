@@ -27,7 +27,9 @@ def free_port() -> int:
 def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
     port, dash = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_"))}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PATH=f"{BIN}:{env.get('PATH', '')}")
+    # Ray 2.60 turns token authentication on for this cluster: every node and client uses it
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
+               PATH=f"{BIN}:{env.get('PATH', '')}")
     address = f"127.0.0.1:{port}"
     nodes = [["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
               "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"],
@@ -38,7 +40,7 @@ def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
         runs = tmp_path / "runs"
         out = subprocess.run(
             [str(BIN / "rlce"), "submit", "--address", f"http://127.0.0.1:{dash}",
-             "--timeout", "900", "cluster=multi_node", "model=tiny", "rollout.num_gpus=0",
+             "--timeout", "600", "cluster=multi_node", "model=tiny", "rollout.num_gpus=0",
              "learner.num_gpus=0", "rollout.engines=1", "learner.actors=1",
              "executor.min_actors=1", "executor.max_actors=1", "algo.steps=1",
              "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
@@ -50,7 +52,8 @@ def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
         assert "SUCCEEDED" in out.stdout and "ray job logs --address" in out.stdout
         job_id = out.stdout.split("submitted ", 1)[1].split()[0]
         logs = subprocess.run([str(BIN / "ray"), "job", "logs", "--address",
-                               f"http://127.0.0.1:{dash}", job_id], env=env, text=True,
+                               f"http://127.0.0.1:{dash}", job_id],
+                              env=env, text=True,
                               capture_output=True, timeout=120, check=True).stdout
         assert "checkpoint:" in logs and str(runs) in logs
 
