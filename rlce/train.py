@@ -21,9 +21,8 @@ def problems_from(cfg: TrainConfig):
     iterator (the generator)."""
     from rlce.data import generate, load_hf, load_jsonl
 
+    check_data(cfg)
     d = cfg.data
-    if d.on_error not in ("skip", "raise"):
-        raise ValueError(f"data.on_error must be skip or raise, got {d.on_error!r}")
     if d.source == "generator":
         return generate(seed=d.seed)
     if d.source == "shipped":
@@ -35,8 +34,6 @@ def problems_from(cfg: TrainConfig):
                              " select no shipped problem")
         return problems
     if d.source in ("jsonl", "hf"):
-        if not d.path:
-            raise ValueError(f"data.source={d.source} needs data.path")
         if d.source == "jsonl":
             if not Path(d.path).is_file():
                 raise ValueError(f"data.path={d.path} is not a file")
@@ -51,6 +48,18 @@ def problems_from(cfg: TrainConfig):
     raise ValueError(f"data.source must be shipped, generator, jsonl or hf, got {d.source!r}")
 
 
+def check_data(cfg: TrainConfig) -> None:
+    """The data options alone, before anything is loaded or started."""
+    d = cfg.data
+    if d.source not in ("shipped", "generator", "jsonl", "hf"):
+        raise ValueError(f"data.source must be shipped, generator, jsonl or hf, "
+                         f"got {d.source!r}")
+    if d.on_error not in ("skip", "raise"):
+        raise ValueError(f"data.on_error must be skip or raise, got {d.on_error!r}")
+    if d.source in ("jsonl", "hf") and not d.path:
+        raise ValueError(f"data.source={d.source} needs data.path")
+
+
 def build_parts(cfg: TrainConfig) -> dict[str, Any]:
     """Validate the config by building the part configs (each names its own bad options)."""
     from actors.rollout import RolloutConfig
@@ -62,6 +71,9 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
 
     a = cfg.algo
     get_reward(cfg.reward.name)
+    check_data(cfg)
+    if cfg.checkpoint.resume:
+        _resume_state(cfg.checkpoint.resume)
     if cfg.logging.mode not in ("auto", "online", "offline", "disabled"):
         raise ValueError(f"logging.mode must be auto, online, offline or disabled, "
                          f"got {cfg.logging.mode!r}")

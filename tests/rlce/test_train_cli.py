@@ -39,10 +39,15 @@ def run_dirs(root: Path) -> list[Path]:
 
 
 def table_problems(run_dir: Path, step: int) -> list[str]:
-    (f,) = (run_dir / "wandb").glob(f"offline-run-*/files/media/table/samples_{step}_*.json")
-    t = json.loads(f.read_text())
-    col = t["columns"].index("problem")
-    return sorted(row[col] for row in t["data"])
+    """The problem ids of a step's rows in the W&B `samples` tables (files are numbered by
+    W&B's own media counter, so rows are selected by their `step` column)."""
+    out = []
+    for f in (run_dir / "wandb").glob("offline-run-*/files/media/table/samples_*.table.json"):
+        t = json.loads(f.read_text())
+        col, at = t["columns"].index("problem"), t["columns"].index("step")
+        out += [row[col] for row in t["data"] if row[at] == step]
+    assert out, f"no samples table rows for step {step} in {run_dir}"
+    return sorted(out)
 
 
 def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
