@@ -60,12 +60,12 @@ def submit(argv: list[str]) -> int:
     client = JobSubmissionClient(args.address)
     entrypoint = "python -m rlce.cli train " + " ".join(shlex.quote(o) for o in overrides)
     runtime_env = {"working_dir": args.working_dir, "excludes": EXCLUDES, "env_vars": env}
-    for attempt in range(30):  # a cluster that just started may not have its job agent yet
+    for attempt in range(90):  # a cluster that just started may not have its job agent yet
         try:
             job = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
             break
         except RuntimeError as e:
-            if "No available agent" not in str(e) or attempt == 29:
+            if "No available agent" not in str(e) or attempt == 89:
                 raise
             time.sleep(2)
     print(f"submitted {job} to {args.address}: {entrypoint}")
