@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from rlce.data import Problem
 from rlce.rewards import extract_program, get_reward
@@ -199,15 +200,7 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
     return Batch(groups, info, records)
 
 
-ENGINE_ERRORS: tuple[type[BaseException], ...]
-try:
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-
-    ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
-except ImportError:  # pragma: no cover - older Ray
-    from ray.exceptions import RayActorError
-
-    ENGINE_ERRORS = (RayActorError,)
+ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 class Controller:
@@ -438,10 +431,9 @@ class Controller:
         return m
 
 
-def run_loop(problems: Iterator[Problem], pool: Any, fleet: Any, learner: Any,
-             engines: list[Any], cfg: LoopConfig,
+def run_loop(problems: Iterator[Problem], fleet: Any, learner: Any, engines: list[Any],
+             cfg: LoopConfig,
              log: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run ``cfg.steps`` steps over ``engines`` (``pool`` is kept for callers of the first
-    version; the controller builds its own). Returns per-step metrics."""
+    """Run ``cfg.steps`` steps over ``engines``. Returns per-step metrics."""
     stream = problems if isinstance(problems, ProblemStream) else ProblemStream(problems)
     return Controller(stream, engines, fleet, learner, cfg, log=log).run()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from collections import defaultdict
 from importlib import resources
 from typing import Any
 
@@ -106,8 +105,5 @@ def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
                            "eval/samples": batch.info["samples"],
                            "eval/seconds": batch.info["wall_s"]}
     out.update(pass_at_ks(results, ks, n))
-    mix: dict[str, int] = defaultdict(int)
-    for rec in batch.records:
-        mix[rec["status"]] += 1
-    out.update({f"eval/verdict_{k}": v for k, v in mix.items()})
+    out.update({f"eval/verdict_{k}": v for k, v in batch.info["verdicts"].items()})
     return out

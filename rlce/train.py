@@ -33,19 +33,17 @@ def problems_from(cfg: TrainConfig):
             raise ValueError(f"data.languages={d.languages} data.difficulties={d.difficulties}"
                              " select no shipped problem")
         return problems
-    if d.source in ("jsonl", "hf"):
-        if d.source == "jsonl":
-            if not Path(d.path).is_file():
-                raise ValueError(f"data.path={d.path} is not a file")
-            problems, errors = load_jsonl(d.path, d.on_error)
-        else:
-            problems, errors = load_hf(d.path, d.split, d.on_error)
-        for e in errors:
-            print(f"skipped problem: {e}")
-        if not problems:
-            raise ValueError(f"data.path={d.path} holds no usable problem")
-        return problems
-    raise ValueError(f"data.source must be shipped, generator, jsonl or hf, got {d.source!r}")
+    if d.source == "jsonl":  # check_data has left jsonl and hf
+        if not Path(d.path).is_file():
+            raise ValueError(f"data.path={d.path} is not a file")
+        problems, errors = load_jsonl(d.path, d.on_error)
+    else:
+        problems, errors = load_hf(d.path, d.split, d.on_error)
+    for e in errors:
+        print(f"skipped problem: {e}")
+    if not problems:
+        raise ValueError(f"data.path={d.path} holds no usable problem")
+    return problems
 
 
 def check_data(cfg: TrainConfig) -> None:

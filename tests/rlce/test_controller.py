@@ -60,7 +60,7 @@ def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
     v0 = learner.get_version()
     seen = []
     executed0 = fleet.metrics().get("verdicts", 0.0)
-    history = run_loop(iter(itertools.islice(generate(seed=7), 100)), None, fleet, learner,
+    history = run_loop(iter(itertools.islice(generate(seed=7), 100)), fleet, learner,
                        [vllm_actor], loop_cfg(steps=2, overlong="penalty", overlong_penalty=0.5),
                        log=seen.append)
     assert seen == history and [m["step"] for m in history] == [1, 2]
