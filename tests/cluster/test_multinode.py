@@ -7,28 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from tests.ray_nodes import start_nodes, stop_nodes
+from tests.ray_nodes import free_ports, start_nodes, stop_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.multinode  # passes here by hand; on a clean clone's CI the job agent never came up
 def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
-    port, dash = free_port(), free_port()
+    port, dash = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_"))}
     # Ray 2.60 turns token authentication on for this cluster: every node and client uses it
     env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
