@@ -113,6 +113,9 @@ class VLLMBackend:
         return SamplingParams(
             n=1, temperature=settings.temperature, top_p=settings.top_p,
             max_tokens=settings.max_tokens, stop=list(settings.stop) or None,
+            # the text keeps the stop string, as the token ids do (and as the transformers
+            # backend's text does), so that a block ended by "```" still reads as closed
+            include_stop_str_in_output=True,
             seed=completion_seed(settings, index), logprobs=0,
             output_kind=RequestOutputKind.FINAL_ONLY)
 

@@ -67,6 +67,10 @@ class AlgoConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 256
+    # strings that end a completion, in training and evaluation alike. The default stops once
+    # the first fenced code block is closed (the prompt asks for one), so neither the engine
+    # nor the learner pays for the prose after it; [] turns it off
+    stop: list[str] = field(default_factory=lambda: ["\n```\n"])
     estimator: str = LearnerConfig.estimator
     clip_low: float = LearnerConfig.clip_low
     clip_high: float = LearnerConfig.clip_high

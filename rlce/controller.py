@@ -172,10 +172,13 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
     grouped: dict[str, list] = defaultdict(list)
     mix: Counter = Counter()
     records = []
-    filtered = 0
+    filtered = infra = 0
     for s in samples:
         v = verdicts[f"{s.problem_id}#{s.index}"]
         mix[v["status"]] += 1
+        if v["status"] == "sandbox_error":  # the executor failed, not the program: no reward
+            infra += 1
+            continue
         r = float(reward(v, s.text))
         cut = s.finish_reason == "length"
         if cut and overlong == "filter":
@@ -194,7 +197,7 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
             "wall_s": time.perf_counter() - t0, "verdicts": dict(mix), "samples": len(samples),
             "completion_tokens": sum(lengths), "lengths": lengths,
             "truncated": sum(s.finish_reason == "length" for s in samples),
-            "overlong_filtered": filtered,
+            "overlong_filtered": filtered, "sandbox_errors_excluded": infra,
             "latency": [s.latency_s for s in samples],
             "rewards": [rec["reward"] for rec in records]}
     return Batch(groups, info, records)
@@ -348,7 +351,7 @@ class Controller:
         records: list[dict[str, Any]] = []
         mix: Counter = Counter()
         gen_s = exec_s = wait_s = 0.0
-        dropped = stale = draws = samples = tokens = truncated = filtered = 0
+        dropped = stale = draws = samples = tokens = truncated = filtered = infra = 0
         skipped0, restarts0 = self.prompts_skipped, self.restarts
         version = int(getattr(self.learner, "version", 0))
         while len(kept) < cfg.groups_per_step and draws < cfg.max_draws_per_step:
@@ -364,6 +367,7 @@ class Controller:
             tokens += info["completion_tokens"]
             truncated += info["truncated"]
             filtered += info["overlong_filtered"]
+            infra += info["sandbox_errors_excluded"]
             lengths += info["lengths"]
             latency += info["latency"]
             rewards_all += info["rewards"]
@@ -383,6 +387,7 @@ class Controller:
             "step": step,
             "rollout/samples": samples, "rollout/completion_tokens": tokens,
             "rollout/truncated": truncated, "rollout/overlong_filtered": filtered,
+            "rollout/sandbox_errors_excluded": infra,
             "rollout/response_len_mean": float(np.mean(lengths)) if lengths else 0.0,
             "rollout/response_len_max": float(max(lengths, default=0)),
             "rollout/latency_mean_s": float(np.mean(latency)) if latency else 0.0,

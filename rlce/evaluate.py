@@ -68,7 +68,8 @@ def eval_problems(name: str, path: str | None = None, limit: int | None = None,
 
 def pass_at_ks(results: dict[str, list[bool]], ks: list[int], n: int) -> dict[str, float]:
     """``eval/pass@k`` for each k: the mean over problems of the unbiased estimator from each
-    problem's sample outcomes. A problem with fewer than k judged samples (aborted requests)
+    problem's judged samples (a sandbox error is not judged: the executor failed, not the
+    program). A problem with fewer than k judged samples (aborted requests, sandbox errors)
     counts as k failures rather than being left out."""
     out = {}
     for k in sorted(set(ks)):
@@ -81,10 +82,12 @@ def pass_at_ks(results: dict[str, list[bool]], ks: list[int], n: int) -> dict[st
 
 def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
              ks: list[int], temperature: float, max_tokens: int,
-             limits: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
-    """Generate ``n`` samples per problem, judge them, and return ``eval/pass@k`` for each
-    ``k <= n`` (the mean over problems of the unbiased estimator), the verdict mix and the
-    problems skipped because their prompt does not fit the context."""
+             limits: dict[str, Any] | None = None, seed: int = 0,
+             stop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Generate ``n`` samples per problem (ended by the ``stop`` strings, as in training),
+    judge them, and return ``eval/pass@k`` for each ``k <= n`` (the mean over problems of the
+    unbiased estimator), the verdict mix and the problems skipped because their prompt does
+    not fit the context."""
     import ray
 
     from actors.rollout import RolloutPool
@@ -95,7 +98,8 @@ def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
     usable = [p for p in problems if p.id not in bad]
     if not usable:
         raise ValueError("no evaluation prompt fits the engines' context")
-    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, stop=stop,
+                                seed=seed)
     batch = generate_and_execute(RolloutPool(engines), fleet, usable, settings, binary,
                                  limits or {"timeout_s": 5})
     results: dict[str, list[bool]] = {p.id: [] for p in usable}

@@ -79,6 +79,8 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"eval.set must be shipped, humaneval or jsonl, got {cfg.eval.set!r}")
     if any(k < 1 or k > cfg.eval.n for k in cfg.eval.k):
         raise ValueError(f"eval.k={cfg.eval.k} must lie between 1 and eval.n={cfg.eval.n}")
+    if not all(cfg.algo.stop):
+        raise ValueError(f"algo.stop must hold non-empty strings, got {list(cfg.algo.stop)!r}")
     if cfg.rollout.engines < 1:
         raise ValueError(f"rollout.engines must be >= 1, got {cfg.rollout.engines}")
     if cfg.learner.actors < 0:
@@ -112,7 +114,8 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
             max_draws_per_step=a.max_draws_per_step, staleness=a.staleness,
             overlong=a.overlong, overlong_penalty=a.overlong_penalty,
             sampling=SamplingSettings(n=a.n, temperature=a.temperature, top_p=a.top_p,
-                                      max_tokens=a.max_tokens, seed=cfg.seed),
+                                      max_tokens=a.max_tokens, stop=tuple(a.stop),
+                                      seed=cfg.seed),
             exec_limits={"timeout_s": cfg.executor.timeout_s}),
     }
 
@@ -207,7 +210,8 @@ def _evaluator(cfg: TrainConfig, parts: Parts):
     def run() -> dict[str, Any]:
         return evaluate(parts.engines, parts.fleet, problems, e.n, list(e.k), e.temperature,
                         e.max_tokens or cfg.algo.max_tokens,
-                        {"timeout_s": cfg.executor.timeout_s}, seed=cfg.seed)
+                        {"timeout_s": cfg.executor.timeout_s}, seed=cfg.seed,
+                        stop=tuple(cfg.algo.stop))
     return run
 
 

@@ -48,6 +48,22 @@ def test_samples_carry_the_evidence(vllm_actor):
     assert {s.completion_ids for s in again} == {s.completion_ids for s in p0}  # seeded
 
 
+def test_stop_string_ends_the_completion_and_stays_in_its_text(vllm_actor):
+    prompt = [chat("p0", "Write a function that adds two numbers.")]
+    settings = SamplingSettings(n=1, max_tokens=24, seed=11)
+    (full,) = collect(vllm_actor, prompt, settings)
+    assert full.finish_reason == "length"
+    stop = full.text[len(full.text) // 3: len(full.text) // 3 + 3]  # occurs a third of the way in
+    assert stop.strip(), full.text
+    (cut,) = collect(vllm_actor, prompt, SamplingSettings(n=1, max_tokens=24, seed=11,
+                                                          stop=(stop,)))
+    assert cut.finish_reason == "stop"
+    assert cut.text.endswith(stop) and full.text.startswith(cut.text)
+    assert stop not in cut.text[:-1]  # ended at the first occurrence
+    assert len(cut.completion_ids) == len(cut.logprobs) < len(full.completion_ids)
+    assert full.completion_ids[: len(cut.completion_ids)] == cut.completion_ids
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_logprob_parity_with_transformers(vllm_actor, tiny_model, temperature):
     ref = reference_model(tiny_model)

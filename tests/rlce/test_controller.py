@@ -138,3 +138,32 @@ def test_bad_loop_options_are_named():
         LoopConfig(staleness=-1)
     with pytest.raises(ValueError, match="algo.overlong"):
         LoopConfig(overlong="truncate")
+
+
+def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure():
+    """Pure logic of grouping, so stand-ins for the engine pool and the fleet: the fleet
+    reports an infrastructure failure for one sample, which must not get a reward."""
+    from rlce.controller import generate_and_execute
+    from rlce.types import Sample
+
+    problem = next(generate(seed=3))
+
+    class Pool:
+        def generate(self, prompts, settings):
+            for i in range(settings.n):
+                yield Sample(problem.id, i, (1, 2), (3, 4), (-0.1, -0.2), "```python\nx\n```",
+                             "stop", 0, 0)
+
+    class Fleet:
+        def submit(self, job, callback):
+            failed = job["id"].endswith("#0")
+            callback({"id": job["id"], "status": "sandbox_error" if failed else "failed",
+                      "passed": 0, "total": 2})
+
+    batch = generate_and_execute(Pool(), Fleet(), [problem], SamplingSettings(n=3), parity,
+                                 {"timeout_s": 5})
+    (group,) = batch.groups
+    assert len(group.samples) == 2
+    assert batch.info["sandbox_errors_excluded"] == 1
+    assert batch.info["verdicts"] == {"sandbox_error": 1, "failed": 2}
+    assert len(batch.info["rewards"]) == len(batch.records) == 2

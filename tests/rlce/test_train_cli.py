@@ -59,6 +59,7 @@ def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
                           (["data=jsonl"], "needs data.path"),
                           (["eval.k=[5]"], "eval.k=[5] must lie between 1 and eval.n=4"),
                           (["algo.staleness=-1"], "algo.staleness must be >= 0"),
+                          (["algo.stop=['']"], "algo.stop must hold non-empty strings"),
                           (["checkpoint.resume=/nonexistent"], "checkpoint.resume")]:
         out = rlce(["train", *args], tmp_path, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
