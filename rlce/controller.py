@@ -17,6 +17,7 @@ fleet itself. ``rlce.train`` wires this to Hydra, W&B and checkpoints."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import threading
@@ -32,6 +33,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from rlce.data import Problem
 from rlce.rewards import extract_program, get_reward
 from rlce.types import Prompt, SamplingSettings, ScoredSample, TrainGroup
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTION = "Answer with the complete program in one fenced code block."
 TIME_KEYS = ("time/generate_s", "time/execute_s", "time/train_s", "time/publish_s",
@@ -178,6 +181,8 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
         mix[v["status"]] += 1
         if v["status"] == "sandbox_error":  # the executor failed, not the program: no reward
             infra += 1
+            logger.warning("sandbox error for %s#%d, left out: %s", s.problem_id, s.index,
+                        v.get("message", "(no message)"))
             continue
         r = float(reward(v, s.text))
         cut = s.finish_reason == "length"

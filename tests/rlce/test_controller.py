@@ -140,7 +140,7 @@ def test_bad_loop_options_are_named():
         LoopConfig(overlong="truncate")
 
 
-def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure():
+def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog):
     """Pure logic of grouping, so stand-ins for the engine pool and the fleet: the fleet
     reports an infrastructure failure for one sample, which must not get a reward."""
     from rlce.controller import generate_and_execute
@@ -158,7 +158,7 @@ def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure():
         def submit(self, job, callback):
             failed = job["id"].endswith("#0")
             callback({"id": job["id"], "status": "sandbox_error" if failed else "failed",
-                      "passed": 0, "total": 2})
+                      "passed": 0, "total": 2, "message": "sandbox could not be restarted"})
 
     batch = generate_and_execute(Pool(), Fleet(), [problem], SamplingSettings(n=3), parity,
                                  {"timeout_s": 5})
@@ -167,3 +167,5 @@ def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure():
     assert batch.info["sandbox_errors_excluded"] == 1
     assert batch.info["verdicts"] == {"sandbox_error": 1, "failed": 2}
     assert len(batch.info["rewards"]) == len(batch.records) == 2
+    assert f"sandbox error for {problem.id}#0, left out: sandbox could not be restarted" \
+        in caplog.text
