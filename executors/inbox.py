@@ -95,6 +95,26 @@ def encode(v, depth=0):
     raise TypeError(f"not plain data: {t.__name__}")
 
 
+MAX_INT_DIGITS = 100_000  # a returned integer longer than this is not judged (host CPU)
+_CHUNK = 4000  # below CPython's 4300-digit limit on str -> int, which the host keeps
+
+
+def big_int(text: str) -> int:
+    """``int(text)`` for integers of any length up to MAX_INT_DIGITS, without lifting the
+    interpreter's str -> int limit for the whole host process; longer ones raise ValueError."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if len(digits) <= _CHUNK:
+        return int(text)
+    if len(digits) > MAX_INT_DIGITS or not digits.isdigit():
+        raise ValueError(f"integer with {len(digits)} digits (at most {MAX_INT_DIGITS} are "
+                         f"judged)" if digits.isdigit() else "malformed integer")
+    value = 0
+    for i in range(0, len(digits), _CHUNK):
+        part = digits[i: i + _CHUNK]
+        value = value * 10 ** len(part) + int(part)
+    return -value if text.startswith("-") else value
+
+
 def decode(v):
     if isinstance(v, list):
         return [decode(x) for x in v]
@@ -102,7 +122,7 @@ def decode(v):
         return v
     ((tag, x),) = v.items()
     if tag == "int":
-        return int(x)
+        return big_int(x)
     if tag == "float":
         return float(x)
     if tag == "complex":

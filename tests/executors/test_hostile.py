@@ -207,3 +207,19 @@ def test_tests_are_not_readable_by_the_candidate(runner):
            "def f():\n    return found\n")
     v = run(runner, asserts_job(src, ["assert f() == [], 'zq9-hidden-7'"]))
     assert v["status"] == "passed", v
+
+
+def test_huge_integers_are_judged_or_refused_never_an_executor_error(runner):
+    """A return value past CPython's 4300-digit str -> int limit used to raise on the host and
+    come back as ``sandbox_error``: an infrastructure verdict a program could cause at will."""
+    import math
+
+    def call(src, expected):
+        return run(runner, {"id": "big", "language": "python", "source": src, "tests": {
+            "format": "call", "fn_name": "f", "cases": [{"args": [2000], "expected": expected}]}})
+
+    fact = "import math\ndef f(n):\n    return math.factorial(n)\n"
+    assert call(fact, math.factorial(2000))["status"] == "passed"  # 5,736 digits
+    assert call("def f(n):\n    return 10**5000\n", 1)["status"] == "failed"
+    v = call("def f(n):\n    return 10**200000\n", 1)
+    assert v["status"] == "runtime_error" and "at most 100000 are judged" in v["message"], v
