@@ -105,9 +105,11 @@ def big_int(text: str) -> int:
     digits = text[1:] if text[:1] in "+-" else text
     if len(digits) <= _CHUNK:
         return int(text)
-    if len(digits) > MAX_INT_DIGITS or not digits.isdigit():
+    if not digits.isdigit():
+        raise ValueError("malformed integer")
+    if len(digits) > MAX_INT_DIGITS:
         raise ValueError(f"integer with {len(digits)} digits (at most {MAX_INT_DIGITS} are "
-                         f"judged)" if digits.isdigit() else "malformed integer")
+                         "judged)")
     value = 0
     for i in range(0, len(digits), _CHUNK):
         part = digits[i: i + _CHUNK]

@@ -374,11 +374,13 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
         t = r.get("time", 0.0)
         if "value" in r:  # call format: compare on the host
             try:
-                ok, why = plain_equal(decode(r["value"]), cases[r["i"]]["expected"]), ""
+                value = decode(r["value"])
             except ValueError as e:  # e.g. an integer too long to judge: the program's doing
-                ok, why = False, f"return value not judged: {e}"
+                tests.append(TestResult("failed", t, f"return value not judged: {e}"))
+                continue
+            ok = plain_equal(value, cases[r["i"]]["expected"])
             tests.append(TestResult("passed" if ok else "failed", t,
-                                    "" if ok else why or "wrong return value"))
+                                    "" if ok else "wrong return value"))
         elif r["status"] == "passed":
             tests.append(TestResult("passed", t))
         elif r["status"] == "failed":

@@ -182,7 +182,7 @@ def generate_and_execute(pool: Any, fleet: Any, problems: list[Problem],
         if v["status"] == "sandbox_error":  # the executor failed, not the program: no reward
             infra += 1
             logger.warning("sandbox error for %s#%d, left out: %s", s.problem_id, s.index,
-                        v.get("message", "(no message)"))
+                           v.get("message", "(no message)"))
             continue
         r = float(reward(v, s.text))
         cut = s.finish_reason == "length"

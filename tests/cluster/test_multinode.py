@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from tests.ray_nodes import free_ports, start_nodes, stop_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
