@@ -56,6 +56,7 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.85
     enforce_eager: bool = True
     kv_cache_gb: float = 2.0
+    cpu_threads: int = 0  # without CUDA: the engine's torch threads (0: every core it may use)
     inflight_update: str = "keep"
     resources: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
 
@@ -92,7 +93,8 @@ class Rollout:
         return VLLMBackend(self.model_path, dtype=c.dtype, max_model_len=c.max_model_len,
                            tensor_parallel_size=c.tensor_parallel_size, seed=c.seed,
                            gpu_memory_utilization=c.gpu_memory_utilization,
-                           enforce_eager=c.enforce_eager, kv_cache_gb=c.kv_cache_gb)
+                           enforce_eager=c.enforce_eager, kv_cache_gb=c.kv_cache_gb,
+                           cpu_threads=c.cpu_threads)
 
     async def start(self) -> dict[str, Any]:
         """Load the tokenizer and start the engine (about half a minute for vLLM on CPU)."""
@@ -108,7 +110,7 @@ class Rollout:
         return {"name": self.name, "backend": self.backend.name, "model": self.model_path,
                 "max_model_len": self.backend.max_model_len, "version": self.version,
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized()
-                else None}
+                else None, **getattr(self.backend, "details", {})}
 
     def get_version(self) -> int:
         return self.version

@@ -43,13 +43,19 @@ TIME_KEYS = ("time/generate_s", "time/execute_s", "time/train_s", "time/publish_
 
 @dataclass
 class LoopConfig:
-    steps: int = 12
-    groups_per_step: int = 8
+    steps: int = 15
+    groups_per_step: int = 8  # groups a step trains on at least (see problems_per_draw)
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(
         n=4, temperature=1.0, max_tokens=256))
     reward: str = "binary"
     drop_uniform_groups: bool = True
     max_draws_per_step: int = 4  # batches of problems tried per step before giving up
+    # problems per generation round (0: as many as the groups a step still lacks). Drawing
+    # more than that pays where generation is cheap per extra sample (CPU decoding, whose
+    # time is set by the longest completion more than by the batch) and most groups carry
+    # no signal; every informative group of a round is trained on, so a step may train on
+    # more than groups_per_step groups
+    problems_per_draw: int = 0
     exec_limits: dict[str, Any] = field(default_factory=lambda: {"timeout_s": 5})
     staleness: int = 0  # 0: synchronous; k > 0: asynchronous, groups at most k versions old
     overlong: str = "keep"  # completions cut at max_tokens: keep, filter (drop) or penalty
@@ -65,6 +71,8 @@ class LoopConfig:
                              f"got {self.overlong!r}")
         if self.groups_per_step < 1 or self.steps < 0:
             raise ValueError("algo.groups_per_step must be >= 1 and algo.steps >= 0")
+        if self.problems_per_draw < 0:
+            raise ValueError(f"algo.problems_per_draw must be >= 0, got {self.problems_per_draw}")
 
 
 def prompt_for(problem: Problem) -> Prompt:
@@ -299,7 +307,8 @@ class Controller:
     def _produce(self) -> None:
         try:
             while not self._stop.is_set():
-                batch = self.generate(self._draw(self.cfg.groups_per_step))
+                batch = self.generate(self._draw(max(self.cfg.groups_per_step,
+                                                      self.cfg.problems_per_draw)))
                 while not self._stop.is_set():
                     try:
                         self._queue.put(batch, timeout=0.5)
@@ -312,7 +321,7 @@ class Controller:
     def _next_batch(self, need: int) -> tuple[Batch, float]:
         """The next batch and the seconds the learner waited for it."""
         if self.cfg.staleness == 0:
-            return self.generate(self._draw(need)), 0.0
+            return self.generate(self._draw(max(need, self.cfg.problems_per_draw))), 0.0
         if self._producer is None:
             self._producer = threading.Thread(target=self._produce, name="rlce-producer",
                                               daemon=True)
@@ -384,7 +393,7 @@ class Controller:
                     stale += 1  # too old for the bound: dropped, not trusted
                 elif cfg.drop_uniform_groups and max(rs) == min(rs):
                     dropped += 1  # no signal: every sample got the same reward
-                elif len(kept) < cfg.groups_per_step:
+                else:
                     kept.append(g)
                     staleness += [version - s.policy_version for s in g.samples]
         n = max(1, samples)

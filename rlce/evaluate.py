@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 from importlib import resources
 from typing import Any
@@ -110,4 +111,29 @@ def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
                            "eval/seconds": batch.info["wall_s"]}
     out.update(pass_at_ks(results, ks, n))
     out.update({f"eval/verdict_{k}": v for k, v in batch.info["verdicts"].items()})
+    # not scalars, so not logged as metrics: per problem [passed, judged], and every sample
+    out["_per_problem"] = {pid: [sum(r), len(r)] for pid, r in results.items()}
+    out["_records"] = [{k: rec[k] for k in ("problem", "status", "tokens", "text")}
+                       for rec in batch.records]
     return out
+
+
+def paired_difference(before: dict[str, list[int]], after: dict[str, list[int]]
+                      ) -> dict[str, float]:
+    """How pass@1 changed between two evaluations of the same problems, problem by problem:
+    the mean of the per-problem differences in pass rate, its standard error (the spread of
+    the differences, so problems that are always or never solved add no noise), the z score,
+    a one-sided p-value for "no gain" (normal approximation) and how many problems got
+    better, worse or stayed. Only problems judged in both count."""
+    common = [p for p in before if p in after and before[p][1] and after[p][1]]
+    if len(common) < 2:
+        raise ValueError(f"a paired comparison needs at least 2 problems judged in both "
+                         f"evaluations, got {len(common)}")
+    d = np.array([after[p][0] / after[p][1] - before[p][0] / before[p][1] for p in common])
+    se = float(d.std(ddof=1) / math.sqrt(len(d)))
+    mean = float(d.mean())
+    z = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf if mean < 0 else 0.0)
+    return {"problems": len(d), "diff": mean, "se": se, "z": z,
+            "p_one_sided": 0.5 * math.erfc(z / math.sqrt(2)),
+            "better": int((d > 0).sum()), "worse": int((d < 0).sum()),
+            "same": int((d == 0).sum())}

@@ -91,6 +91,7 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
         "rollout": RolloutConfig(
             model=model, backend=cfg.rollout.backend,
             max_model_len=cfg.rollout.max_model_len, kv_cache_gb=cfg.rollout.kv_cache_gb,
+            cpu_threads=cfg.rollout.cpu_threads,
             inflight_update=cfg.rollout.inflight_update,
             tensor_parallel_size=cfg.rollout.tensor_parallel_size, seed=cfg.seed,
             resources=resources),
@@ -111,7 +112,8 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
         "loop": LoopConfig(
             steps=a.steps, groups_per_step=a.groups_per_step, reward=cfg.reward.name,
             drop_uniform_groups=a.drop_uniform_groups,
-            max_draws_per_step=a.max_draws_per_step, staleness=a.staleness,
+            max_draws_per_step=a.max_draws_per_step, problems_per_draw=a.problems_per_draw,
+            staleness=a.staleness,
             overlong=a.overlong, overlong_penalty=a.overlong_penalty,
             sampling=SamplingSettings(n=a.n, temperature=a.temperature, top_p=a.top_p,
                                       max_tokens=a.max_tokens, stop=tuple(a.stop),
@@ -222,6 +224,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from tqdm import tqdm
 
     from rlce.controller import Controller, ProblemStream
+    from rlce.evaluate import paired_difference
 
     built = build_parts(cfg)
     start_step, drawn = 0, 0
@@ -296,17 +299,26 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     try:
         if cfg.eval.before:
             evals["before"] = evaluate()
-            run.log(evals["before"], step=start_step)
+            _save_eval(run_dir / "eval-before.json", evals["before"])
+            run.log(_scalars(evals["before"]), step=start_step)
         ctrl = Controller(stream, parts.engines, parts.fleet, learner, built["loop"],
                           make_engine=parts.new_engine, log=log, between_steps=between)
         history = ctrl.run(start_step)
         end = history[-1]["step"] if history else start_step
         if cfg.eval.after:
             evals["after"] = evaluate()
-            run.log(evals["after"], step=end)
+            _save_eval(run_dir / "eval-after.json", evals["after"])
+            run.log(_scalars(evals["after"]), step=end)
         ckpt = checkpoint(end, final=True)
-        run.summary.update({f"before/{k}": v for k, v in evals.get("before", {}).items()})
-        run.summary.update({f"after/{k}": v for k, v in evals.get("after", {}).items()})
+        run.summary.update({f"before/{k}": v for k, v in
+                            _scalars(evals.get("before", {})).items()})
+        run.summary.update({f"after/{k}": v for k, v in
+                            _scalars(evals.get("after", {})).items()})
+        if "before" in evals and "after" in evals:
+            paired = paired_difference(evals["before"]["_per_problem"],
+                                       evals["after"]["_per_problem"])
+            evals["paired"] = paired
+            run.summary.update({f"paired/{k}": v for k, v in paired.items()})
     finally:
         bar.close()
         run.finish()
@@ -316,6 +328,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     summary = summarize(cfg, history, evals, ckpt, run_dir, mode)
     print(summary)
     return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history, "evals": evals}
+
+
+def _scalars(result: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's metrics, without its per-problem results and sample records."""
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+def _save_eval(path: Path, result: dict[str, Any]) -> None:
+    """An evaluation as JSON: its metrics, per problem [passed, judged] and every sample."""
+    path.write_text(json.dumps({**_scalars(result), "per_problem": result["_per_problem"],
+                                "records": result["_records"]}, indent=1))
 
 
 def summarize(cfg: TrainConfig, history: list[dict[str, Any]],
@@ -328,6 +351,11 @@ def summarize(cfg: TrainConfig, history: list[dict[str, Any]],
         lines.append(f"{cfg.eval.set} pass@{k}: {evals['before'][key]:.3f} before -> "
                      f"{evals['after'][key]:.3f} after "
                      f"({evals['after']['eval/problems']} problems x {cfg.eval.n} samples)")
+    if "paired" in evals:
+        p = evals["paired"]
+        lines.append(f"paired by problem: {p['diff']:+.3f} +- {p['se']:.3f} (z {p['z']:.1f}, "
+                     f"one-sided p {p['p_one_sided']:.3f}); {p['better']} problems better, "
+                     f"{p['worse']} worse, {p['same']} unchanged")
     if history:
         first, last = history[0], history[-1]
         lines.append(f"training pass rate {first['reward/pass_rate']:.3f} (step "
@@ -353,8 +381,8 @@ def evaluate_model(cfg: TrainConfig) -> dict[str, Any]:
               "temperature": cfg.eval.temperature, **result}
     out = Path(cfg.logging.dir).resolve() / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    for k, v in result.items():
+    _save_eval(out, result)
+    for k, v in _scalars(result).items():
         print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
     print(f"written to {out}")
     return result

@@ -48,6 +48,17 @@ def test_samples_carry_the_evidence(vllm_actor):
     assert {s.completion_ids for s in again} == {s.completion_ids for s in p0}  # seeded
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="how vLLM runs on a machine without CUDA")
+def test_on_cpu_the_model_runs_in_the_engine_core_on_every_core(vllm_actor):
+    # vLLM's CPU default puts the model in a worker process on one core and keeps the other
+    # busy-polling it; the engine runs it in-process on every core this machine gives it
+    import os
+
+    info = ray.get(vllm_actor.info.remote())
+    assert info["executor"] == "uni"
+    assert info["cpu_threads"] == len(os.sched_getaffinity(0))
+
+
 def test_stop_string_ends_the_completion_and_stays_in_its_text(vllm_actor):
     prompt = [chat("p0", "Write a function that adds two numbers.")]
     settings = SamplingSettings(n=1, max_tokens=24, seed=11)

@@ -36,8 +36,8 @@ def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
              "--timeout", "600", "cluster=multi_node", "model=tiny", "rollout.num_gpus=0",
              "learner.num_gpus=0", "rollout.engines=1", "learner.actors=1",
              "executor.min_actors=1", "executor.max_actors=1", "algo.steps=1",
-             "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
-             "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
+             "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
+             "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
              "rollout.kv_cache_gb=1", "eval.before=false", "eval.after=false",
              f"logging.dir={runs}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)

@@ -95,12 +95,28 @@ def test_asynchronous_mode_keeps_the_staleness_bound_and_skips_long_prompts(
     assert [m["step"] for m in history] == [1, 2, 3]
     assert sum(m["data/prompts_skipped"] for m in history) >= 1
     for m in history:
-        assert m["data/groups_kept"] == 2 and m["rollout/staleness_max"] <= 1
+        # at least the 2 groups asked for; a round that completes them is trained on whole,
+        # so with 2 problems a round one more group may come along
+        assert 2 <= m["data/groups_kept"] <= 3 and m["rollout/staleness_max"] <= 1
+        assert m["learner/samples"] == 4 * m["data/groups_kept"]
         assert m["learner/step"] >= 1
     # generation ran ahead of training, so some used groups were one version behind
     assert max(m["rollout/staleness_max"] for m in history) == 1
     assert learner.get_version() == v0 + 3 == ray.get(vllm_actor.get_version.remote())
     assert ctrl._producer is not None and not ctrl._producer.is_alive()
+    restore(vllm_actor, tiny_model)
+
+
+def test_a_wide_draw_trains_on_every_informative_group_it_finds(
+        ray_local, vllm_actor, tiny_model, fleet):
+    learner = learner_for(tiny_model, vllm_actor)
+    (m,) = run_loop(iter(itertools.islice(generate(seed=3), 100)), fleet, learner,
+                    [vllm_actor], loop_cfg(steps=1, problems_per_draw=6))
+    # each round draws 6 problems, not the 2 groups still needed, and keeps all that vary
+    assert m["rollout/samples"] == 6 * 4 * m["data/draws"]
+    assert m["data/groups_kept"] + m["data/groups_dropped"] == 6 * m["data/draws"]
+    assert m["data/groups_kept"] >= 2
+    assert m["learner/samples"] == 4 * m["data/groups_kept"]
     restore(vllm_actor, tiny_model)
 
 
@@ -138,6 +154,8 @@ def test_bad_loop_options_are_named():
         LoopConfig(staleness=-1)
     with pytest.raises(ValueError, match="algo.overlong"):
         LoopConfig(overlong="truncate")
+    with pytest.raises(ValueError, match="algo.problems_per_draw"):
+        LoopConfig(problems_per_draw=-1)
 
 
 def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog):

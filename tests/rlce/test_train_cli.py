@@ -10,14 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rlce.wandb_offline import history
 
 RLCE = str(Path(sys.executable).parent / "rlce")
-SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
-         "algo.drop_uniform_groups=false", "rollout.max_model_len=512", "rollout.kv_cache_gb=1",
-         "eval.limit=3", "eval.n=2"]
+SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
+         "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
+         "rollout.kv_cache_gb=1", "eval.limit=3", "eval.n=2"]
 STEP_KEYS = ["reward/mean", "reward/std", "reward/pass_rate", "rollout/samples",
              "rollout/response_len_mean", "rollout/staleness_max", "rollout/policy_version",
              "learner/loss", "learner/kl", "learner/entropy", "learner/clip_frac",
@@ -60,6 +61,7 @@ def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
                           (["eval.k=[5]"], "eval.k=[5] must lie between 1 and eval.n=4"),
                           (["algo.staleness=-1"], "algo.staleness must be >= 0"),
                           (["algo.stop=['']"], "algo.stop must hold non-empty strings"),
+                          (["algo.problems_per_draw=-1"], "algo.problems_per_draw must be"),
                           (["checkpoint.resume=/nonexistent"], "checkpoint.resume")]:
         out = rlce(["train", *args], tmp_path, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
@@ -88,6 +90,16 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
         assert (run_dir / d / "model.safetensors").is_file()
         assert yaml.safe_load((run_dir / d / "config.yaml").read_text()) == cfg
     assert "pass@1" in out.stdout and "checkpoint:" in out.stdout and str(run_dir) in out.stdout
+    # both evaluations are kept problem by problem and sample by sample, and compared paired
+    saved = [json.loads((run_dir / f"eval-{w}.json").read_text()) for w in ("before", "after")]
+    for e, logged in zip(saved, evals):
+        assert e["eval/pass@1"] == logged["eval/pass@1"]
+        assert len(e["per_problem"]) == 3 and len(e["records"]) == e["eval/samples"]
+        assert all(0 <= c <= n <= 2 for c, n in e["per_problem"].values())
+        assert e["eval/pass@1"] == pytest.approx(
+            sum(c / n for c, n in e["per_problem"].values()) / 3)
+    assert saved[0]["per_problem"].keys() == saved[1]["per_problem"].keys()
+    assert "paired by problem:" in out.stdout
 
     # resume from step 1: step 2 again, from the same learner state and the same problems
     out = rlce(["train", *SMALL, "algo.steps=2", "logging.table_every=1", "eval.before=false",
@@ -117,8 +129,8 @@ def test_eval_reports_pass_at_k_on_humaneval(tmp_path):
 
 def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
     out = rlce(["bench", "pipeline", "model=tiny", "rollout=transformers", "algo.steps=2",
-                "algo.groups_per_step=2", "algo.n=2", "algo.max_tokens=16",
-                "algo.drop_uniform_groups=false", f"logging.dir={tmp_path}"], tmp_path)
+                "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
+                "algo.max_tokens=16", "algo.drop_uniform_groups=false", f"logging.dir={tmp_path}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     for phase in ("generate", "train", "publish", "controller overhead", "wall"):
         assert phase in out.stdout
