@@ -9,6 +9,7 @@ import ray
 
 from actors.models import build_tiny_model, cache_dir
 from actors.rollout import RolloutConfig, spawn_rollout_actors
+from executors.fleet import start_local_ray
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +21,7 @@ def tiny_model() -> str:
 def ray_local():
     if not ray.is_initialized():
         # logical CPUs: actors mostly wait on their engines, so oversubscribing 2 cores is fine
-        ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        start_local_ray(num_cpus=8)
     yield
     ray.shutdown()
 

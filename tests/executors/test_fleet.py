@@ -263,3 +263,18 @@ def test_a_named_detached_fleet_is_shared_by_two_drivers(ray_local):
         ray.kill(service)
     with pytest.raises(RuntimeError, match="no executor fleet service named 'nope'"):
         FleetClient("nope")
+
+
+def test_local_ray_workers_run_at_the_drivers_priority(ray_local):
+    # Ray's default worker niceness (15) starved the rollout engine while the learner, in the
+    # driver, trained: asynchronous generation made no progress during training
+    @ray.remote
+    class Niceness:
+        def get(self) -> int:
+            return os.nice(0)
+
+    actor = Niceness.remote()
+    try:
+        assert ray.get(actor.get.remote()) == max(0, os.nice(0))
+    finally:
+        ray.kill(actor)
