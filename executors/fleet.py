@@ -67,12 +67,9 @@ def start_local_ray(**kwargs: Any) -> None:
     trained: asynchronous generation stalled until each step's training was over (a 15-step
     ``algo=async`` run logged the synchronous run's rewards, lengths and grad norms at
     every step)."""
-    system_config = dict(kwargs.pop("_system_config", None) or {})
-    system_config.setdefault("worker_niceness", max(0, os.nice(0)))
-    kwargs.setdefault("include_dashboard", False)
-    kwargs.setdefault("configure_logging", False)
-    kwargs.setdefault("log_to_driver", False)
-    ray.init(address="local", _system_config=system_config, **kwargs)
+    options = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False,
+               **kwargs}
+    ray.init(address="local", _system_config={"worker_niceness": max(0, os.nice(0))}, **options)
 
 
 def ensure_ray() -> None:
