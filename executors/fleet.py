@@ -72,12 +72,13 @@ def start_local_ray(**kwargs: Any) -> None:
     ray.init(address="local", _system_config={"worker_niceness": max(0, os.nice(0))}, **options)
 
 
-def ensure_ray() -> None:
-    """Join the cluster in ``RAY_ADDRESS`` (set for Ray jobs), else start a local instance
-    (plain ``ray.init()`` would wait on the last cluster started here, even a dead one)."""
+def ensure_ray(address: str | None = None) -> None:
+    """Join ``address`` if given, else the cluster in ``RAY_ADDRESS`` (set for Ray jobs), else
+    start a local instance (plain ``ray.init()`` would wait on the last cluster started here,
+    even a dead one)."""
     if ray.is_initialized():
         return
-    address = os.environ.get("RAY_ADDRESS") or "local"
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":
         start_local_ray()
     else:

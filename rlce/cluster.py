@@ -1,21 +1,9 @@
-"""Joining Ray the same way everywhere on the driver side."""
+"""Joining Ray the same way everywhere on the driver side: ``ensure_ray(address)`` joins
+``address`` if given (``cluster.address``), else the cluster in ``RAY_ADDRESS`` (set for Ray
+jobs), else starts a local instance (``executors.fleet.start_local_ray``)."""
 
 from __future__ import annotations
 
-import ray
-
-from executors.fleet import ensure_ray as _ensure_local_or_env
-
-
-def ensure_ray(address: str | None = None) -> None:
-    """Join ``address`` if given (``cluster.address``), else the cluster in ``RAY_ADDRESS``
-    (set for Ray jobs), else start a local instance."""
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        return
-    _ensure_local_or_env()
-
+from executors.fleet import ensure_ray
 
 __all__ = ["ensure_ray"]
