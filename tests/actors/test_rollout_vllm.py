@@ -190,12 +190,17 @@ def test_bad_prompts_get_clear_errors_and_the_actor_keeps_serving(vllm_actor):
 
 
 def test_update_during_a_request_keeps_it_and_reports_both_versions(vllm_actor, tiny_model):
-    """inflight_update="keep": the running request survives the swap and says so."""
+    """inflight_update="keep": the running requests survive the swap and say so."""
+    # 16 requests of 450 tokens take about 2.6 s on the tiny model here (one takes about 1 s,
+    # which a 1 s wait before the update could outlast), so the update at 0.5 s lands mid-way
     gen = vllm_actor.generate.options(num_returns="streaming").remote(
-        [Prompt("spanning", token_ids=(2, 3, 4))], SamplingSettings(max_tokens=450, seed=0))
+        [Prompt(f"spanning-{i}", token_ids=(2, 3, 4)) for i in range(16)],
+        SamplingSettings(max_tokens=450, seed=0))
     v0 = ray.get(vllm_actor.get_version.remote())
-    time.sleep(1.0)
+    time.sleep(0.5)
     ray.get(vllm_actor.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
-    (sample,) = [ray.get(r) for r in gen]
-    assert len(sample.completion_ids) == 450
-    assert (sample.policy_version, sample.policy_version_last) == (v0, v0 + 1)
+    samples = [ray.get(r) for r in gen]
+    assert len(samples) == 16
+    for sample in samples:
+        assert len(sample.completion_ids) == 450
+        assert (sample.policy_version, sample.policy_version_last) == (v0, v0 + 1)
