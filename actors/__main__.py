@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench(args)
     from pathlib import Path
 
-    from .models import convert_default_model
+    from rlce.core.models import convert_default_model
 
     print(convert_default_model(Path(args.dest) if args.dest else None))
     return 0

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import threading
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
 
-from rlce.types import SamplingSettings
+from rlce.core.types import SamplingSettings
+from rlce.core.weights import write_shm_safetensors
 
 InflightMode = Literal["keep", "wait", "abort"]
 
@@ -43,24 +41,6 @@ class Backend(Protocol):
     async def load_weights_file(self, path: str, inflight: InflightMode) -> None: ...
 
     async def shutdown(self) -> None: ...
-
-
-def shm_dir() -> Path:
-    """Shared memory where the machine has it (weights are written once and memory-mapped
-    by every engine on the node), else the temporary directory."""
-    d = Path(os.environ.get("RLCE_SHM_DIR") or "/dev/shm")
-    return d if d.is_dir() and os.access(d, os.W_OK) else Path(tempfile.gettempdir())
-
-
-def write_shm_safetensors(named: dict[str, Any], tag: str = "") -> Path:
-    """Write tensors (or numpy arrays) to a fresh safetensors file in shared memory."""
-    from safetensors.torch import save_file
-
-    tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v)
-               .detach().to("cpu").contiguous() for k, v in named.items()}
-    path = shm_dir() / f"rlce-weights-{tag or uuid.uuid4().hex}.safetensors"
-    save_file(tensors, str(path))
-    return path
 
 
 def completion_seed(settings: SamplingSettings, index: int) -> int | None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import ray
 
-from rlce.cluster import ensure_ray
-from rlce.types import Prompt, SamplingSettings
+from rlce.core.cluster import ensure_ray
+from rlce.core.models import resolve_model
+from rlce.core.types import Prompt, SamplingSettings
 
 from .backends import VLLMBackend
-from .models import resolve_model
 from .rollout import RolloutConfig, RolloutPool, prompt_token_ids, spawn_rollout_actors
 
 TASKS = [

@@ -23,11 +23,11 @@ from typing import Any
 
 import ray
 
-from rlce.types import Prompt, Sample, SamplingSettings
+from rlce.core.models import resolve_model
+from rlce.core.types import Prompt, Sample, SamplingSettings
+from rlce.core.weights import WeightSpec
 
 from .backends import Backend, TransformersBackend, VLLMBackend
-from .models import resolve_model
-from .weights import WeightSpec
 
 
 def prompt_token_ids(tokenizer: Any, prompt: Prompt) -> list[int]:

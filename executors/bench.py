@@ -134,9 +134,12 @@ def bench_fleet(jobs: list[dict], workers: int, rounds: int = 3) -> int:
     """The same jobs through the local runner and through an ExecutorFleet of one actor
     driving the same number of workers, alternating ``rounds`` times (the best of each is
     compared, so that a noisy moment on a small machine does not decide the ratio)."""
-    from .fleet import ExecutorFleet, FleetConfig, ensure_ray
+    import ray
 
-    ensure_ray()
+    from .fleet import ExecutorFleet, FleetConfig
+
+    if not ray.is_initialized():
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
     cfg = FleetConfig(min_actors=1, max_actors=1, workers_per_actor=workers, dedup=False)
     local_rates, fleet_rates, mix, lat = [], [], Counter(), (0.0, 0.0)
     with ExecutorFleet(cfg) as fleet:

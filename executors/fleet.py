@@ -58,31 +58,12 @@ class FleetConfig:
             raise ValueError(f"executor.max_pending must be >= 1, got {self.max_pending}")
 
 
-def start_local_ray(**kwargs: Any) -> None:
-    """Start a local Ray instance whose workers run at the driver's CPU priority.
-
-    Ray starts its worker processes at niceness 15 so that a driver keeps its node
-    responsive. On one machine the driver hosts the learner (``learner.actors=0``), and at
-    nice 15 against nice 0 a rollout engine got about 3% of the cores while the learner
-    trained: asynchronous generation stalled until each step's training was over (a 15-step
-    ``algo=async`` run logged the synchronous run's rewards, lengths and grad norms at
-    every step)."""
-    options = {"include_dashboard": False, "configure_logging": False, "log_to_driver": False,
-               **kwargs}
-    ray.init(address="local", _system_config={"worker_niceness": max(0, os.nice(0))}, **options)
-
-
-def ensure_ray(address: str | None = None) -> None:
-    """Join ``address`` if given, else the cluster in ``RAY_ADDRESS`` (set for Ray jobs), else
-    start a local instance (plain ``ray.init()`` would wait on the last cluster started here,
-    even a dead one)."""
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or "local"
-    if address == "local":
-        start_local_ray()
-    else:
-        ray.init(address=address, log_to_driver=False)
+def require_ray() -> None:
+    """The fleet runs on the Ray instance its caller joined (``ray.init(...)``; RLCE's
+    driver uses ``rlce.core.cluster.ensure_ray``): it never starts or picks one itself."""
+    if not ray.is_initialized():
+        raise FleetError("the executor fleet needs Ray: call ray.init(...) first (address="
+                         "'local' starts a local instance)")
 
 
 class ExecutorWorker:
@@ -165,7 +146,7 @@ class ExecutorFleet:
 
     def __init__(self, cfg: FleetConfig | None = None) -> None:
         self.cfg = cfg or FleetConfig()
-        ensure_ray()
+        require_ray()
         self._in: queue.Queue = queue.Queue()
         self._out: queue.Queue = queue.Queue()
         self._room = threading.BoundedSemaphore(self.cfg.max_pending)
@@ -535,7 +516,7 @@ FleetServiceActor = ray.remote(FleetService)
 def serve_fleet(cfg: FleetConfig, name: str = "rlce-executor-fleet",
                 namespace: str = "rlce") -> Any:
     """Start (or find, if it is already running) the shared fleet service."""
-    ensure_ray()
+    require_ray()
     return FleetServiceActor.options(name=name, namespace=namespace, lifetime="detached",
                                      get_if_exists=True, num_cpus=0,
                                      max_concurrency=256).remote(cfg)
@@ -545,7 +526,7 @@ class FleetClient:
     """A training job's handle on a shared fleet service."""
 
     def __init__(self, name: str = "rlce-executor-fleet", namespace: str = "rlce") -> None:
-        ensure_ray()
+        require_ray()
         try:
             self.service = ray.get_actor(name, namespace=namespace)
         except ValueError as e:

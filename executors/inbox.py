@@ -17,7 +17,6 @@ process cannot produce a pass. Every process here is non-dumpable, so same-uid p
 read its memory or its file descriptors through /proc.
 """
 
-import ast
 import base64
 import ctypes
 import json

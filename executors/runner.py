@@ -22,8 +22,14 @@ from typing import Any
 from . import languages as L
 from .compare import compare_output, plain_equal
 from .inbox import decode
-from .sandbox import (IsolationError, Sandbox, SandboxConfig, SandboxError, claim_slots,
-                      release_slots)
+from .sandbox import (
+    IsolationError,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    claim_slots,
+    release_slots,
+)
 from .schema import InvalidJob, Job, TestResult, Verdict, invalid, job_id_of, parse_job
 
 TAIL = 2048  # bytes of stdout/stderr kept in a verdict

@@ -9,13 +9,13 @@ per-user process limit is per slot; otherwise every sandbox runs as the calling 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pwd
 import select
 import signal
 import struct
 import subprocess
-import json
 import tempfile
 import time
 from dataclasses import dataclass

@@ -9,15 +9,13 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m learner")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("bench", help="learner tokens/s and weight publish time vs a copy floor")
+    b = sub.add_parser("bench", help="learner tokens/s for one step")
     b.add_argument("--model", default="smollm2-135m-instruct")
     b.add_argument("--groups", type=int, default=4)
     b.add_argument("--n", type=int, default=4)
     b.add_argument("--prompt-len", type=int, default=64)
     b.add_argument("--completion-len", type=int, default=128)
     b.add_argument("--micro-batch-tokens", type=int, default=2048)
-    b.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
-    b.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     from .bench import main as bench
 

@@ -17,7 +17,7 @@ import numpy as np
 import ray
 import torch
 
-from rlce.types import TrainGroup
+from rlce.core.types import TrainGroup
 
 from . import losses
 
@@ -144,7 +144,7 @@ class Learner:
                  world_size: int = 1, master: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from actors.models import resolve_model
+        from rlce.core.models import resolve_model
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.device = torch.device(cfg.device if cfg.device != "auto" else

@@ -21,8 +21,7 @@ from typing import Any
 import ray
 import torch
 
-from actors.backends import write_shm_safetensors
-from actors.weights import nonfinite_names, tensor_meta
+from rlce.core.weights import nonfinite_names, tensor_meta, write_shm_safetensors
 
 
 class PublishError(RuntimeError):

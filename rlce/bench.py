@@ -1,9 +1,16 @@
-"""``rlce bench pipeline``: a short training run that prints where the wall time went.
-The controller's own overhead is the time of a step spent in none of generate, execute,
-train, publish, eval (or, asynchronously, waiting for samples)."""
+"""Benchmarks that need several parts.
+
+``rlce bench pipeline``: a short training run that prints where the wall time went. The
+controller's own overhead is the time of a step spent in none of generate, execute, train,
+publish, eval (or, asynchronously, waiting for samples).
+
+``rlce bench publish``: the time to publish a learner's weights to 1, 2 and 4 rollout engines
+beside a floor (a plain in-memory copy of the same bytes), in one run."""
 
 from __future__ import annotations
 
+import argparse
+import time
 from typing import Any
 
 from rlce.config import TrainConfig
@@ -41,3 +48,62 @@ def pipeline(cfg: TrainConfig) -> dict[str, float]:
     print(f"controller overhead {100 * share:.2f}% of wall time (target < 5%): "
           f"{'met' if share < 0.05 else 'NOT met'}")
     return s
+
+
+def floor_copy(sd: dict[str, Any], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        copy = {k: v.clone() for k, v in sd.items()}
+        best = min(best, time.perf_counter() - t0)
+        del copy
+    return best
+
+
+def publish(argv: list[str]) -> int:
+    """``rlce bench publish [--model M] [--engines 1 2 4] [--repeat 3]``."""
+    import ray
+
+    from actors.rollout import RolloutConfig, spawn_rollout_actors
+    from learner.learner import Learner, LearnerConfig
+    from rlce.core.cluster import ensure_ray
+
+    ap = argparse.ArgumentParser(prog="rlce bench publish")
+    ap.add_argument("--model", default=LearnerConfig.model)
+    ap.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    learner = Learner(LearnerConfig(model=args.model))
+    sd = learner.full_state_dict()
+    nbytes = sum(v.numel() * v.element_size() for v in sd.values())
+    floor = floor_copy(sd)
+    print(f"weights {nbytes / 1e6:.0f} MB; floor (in-memory copy): {floor:.3f}s "
+          f"= {nbytes / floor / 1e9:.2f} GB/s")
+    ensure_ray()
+    rcfg = RolloutConfig(model=args.model, max_model_len=1024, kv_cache_gb=1,
+                         resources={"num_cpus": 0.5})
+    engines: list[Any] = []
+    results = {}
+    try:
+        for count in args.engines:
+            engines += spawn_rollout_actors(rcfg, count - len(engines))
+            learner.set_version(max(ray.get([e.get_version.remote() for e in engines])))
+            times = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                report = learner.publish(engines)
+                times.append(time.perf_counter() - t0)
+            best = min(times)
+            results[count] = best
+            engine_s = max(r["seconds"] for r in report["engines"])
+            print(f"  publish to {count} engine(s) [{report['transport']}]: {best:.3f}s "
+                  f"= {best / floor:.1f}x floor  (last: checks {report['check_s']:.3f}s, "
+                  f"staging {report['stage_s']:.3f}s, slowest engine load {engine_s:.3f}s)")
+    finally:
+        for e in engines:
+            ray.kill(e)
+    if 2 in results:
+        ok = results[2] <= 3 * floor
+        print(f"target (publish to 2 engines <= 3x floor): {'met' if ok else 'NOT met'} "
+              f"({results[2] / floor:.1f}x)")
+    return 0

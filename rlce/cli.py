@@ -43,6 +43,7 @@ USAGE = """usage:
   rlce eval [key=value ...]             pass@k of model.name (a checkpoint folder or a model)
                                         on eval.set, e.g. eval=humaneval
   rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
+  rlce bench publish [--engines 1 2 4]  weight publish time to rollout engines vs a copy floor
   rlce submit [--address URL] [key=value ...]
                                         run `rlce train` on a Ray cluster (Ray Jobs API)
 options: see conf/ (presets: model=tiny algo=rloo data=generator eval=humaneval ...) and the
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from rlce.submit import submit
 
         return submit(argv[1:])
+    if argv[:2] == ["bench", "publish"]:
+        from rlce.bench import publish
+
+        return publish(argv[2:])
     if argv[:2] == ["bench", "pipeline"]:
         command, overrides = "bench pipeline", argv[2:]
     elif argv and argv[0] in ("train", "eval"):

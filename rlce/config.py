@@ -12,10 +12,10 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from actors.models import DEFAULT_MODEL
 from actors.rollout import RolloutConfig
 from learner.learner import LearnerConfig
 from rlce.controller import LoopConfig
+from rlce.core.models import DEFAULT_MODEL
 
 
 @dataclass

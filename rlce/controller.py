@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from rlce.core.types import Prompt, SamplingSettings, ScoredSample, TrainGroup
 from rlce.data import Problem
 from rlce.rewards import extract_program, get_reward
-from rlce.types import Prompt, SamplingSettings, ScoredSample, TrainGroup
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from rlce.core.types import SamplingSettings
 from rlce.data import Problem, load_jsonl, parse_problem, pass_at_k
-from rlce.types import SamplingSettings
 
 HUMANEVAL_INSTRUCTION = "Complete the following Python function."
 

@@ -64,8 +64,8 @@ def build_parts(cfg: TrainConfig) -> dict[str, Any]:
     from executors.fleet import FleetConfig
     from learner.learner import LearnerConfig
     from rlce.controller import LoopConfig
+    from rlce.core.types import SamplingSettings
     from rlce.rewards import get_reward
-    from rlce.types import SamplingSettings
 
     a = cfg.algo
     get_reward(cfg.reward.name)
@@ -153,7 +153,7 @@ class Parts:
     def __init__(self, cfg: TrainConfig, parts: dict[str, Any], learner: bool = True) -> None:
         from actors.rollout import spawn_rollout_actors
         from executors.fleet import ExecutorFleet
-        from rlce.cluster import ensure_ray
+        from rlce.core.cluster import ensure_ray
 
         ensure_ray(cfg.cluster.address)
         self.rollout_cfg = parts["rollout"]
@@ -163,7 +163,7 @@ class Parts:
 
             self.learner = Learner(parts["learner"], resume_from=cfg.checkpoint.resume)
         elif learner:
-            from learner.distributed import LearnerGroup
+            from learner.group import LearnerGroup
 
             lc = cfg.learner
             self.learner = LearnerGroup(parts["learner"], lc.actors,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import ray
 
-from actors.models import build_tiny_model, cache_dir
 from actors.rollout import RolloutConfig, spawn_rollout_actors
-from executors.fleet import start_local_ray
+from rlce.core.cluster import start_local_ray
+from rlce.core.models import build_tiny_model, cache_dir
 
 
 @pytest.fixture(scope="session")

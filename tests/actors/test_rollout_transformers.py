@@ -10,10 +10,10 @@ import ray
 import torch
 from safetensors.torch import load_file
 
-from actors.models import ModelNotFound, resolve_model
 from actors.rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
-from actors.weights import WeightUpdateError
-from rlce.types import Prompt, SamplingSettings
+from rlce.core.models import ModelNotFound, resolve_model
+from rlce.core.types import Prompt, SamplingSettings
+from rlce.core.weights import WeightUpdateError
 
 from .conftest import forward_logprobs, reference_model
 from .test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from actors.rollout import PromptError
-from actors.weights import WeightUpdateError
-from rlce.types import Prompt, SamplingSettings
+from rlce.core.types import Prompt, SamplingSettings
+from rlce.core.weights import WeightUpdateError
 
 from .conftest import forward_logprobs, greedy_transformers, reference_model
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from tests.executors.conftest import SECRET, asserts_job, io_job, processes_of, run, sandbox_uids
+from tests.executors.conftest import asserts_job, io_job, processes_of, run, sandbox_uids
 
 MARK = "/tmp/rlce-hostile-marker"
 NOT_PASSED = {"failed", "runtime_error", "timeout", "memory_limit", "output_limit"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from learner.learner import LearnerConfig
-from rlce.types import ScoredSample, TrainGroup
+from rlce.core.types import ScoredSample, TrainGroup
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learner.distributed import LearnerGroup
+from learner.group import LearnerGroup
 from learner.learner import Learner
 
 from .conftest import fixed_groups

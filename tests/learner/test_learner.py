@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from learner.learner import BatchError, Learner, LearnerConfig, lr_factor
-from rlce.types import TrainGroup
+from rlce.core.types import TrainGroup
 
 from .conftest import fixed_groups
 

@@ -10,10 +10,10 @@ import ray
 import torch
 
 from actors.rollout import spawn_rollout_actors
-from actors.weights import WeightUpdateError
 from learner.learner import Learner
 from learner.publish import PublishError
-from rlce.types import Prompt, SamplingSettings
+from rlce.core.types import Prompt, SamplingSettings
+from rlce.core.weights import WeightUpdateError
 
 from ..actors.test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
 from .conftest import fixed_groups

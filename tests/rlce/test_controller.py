@@ -13,9 +13,9 @@ from actors.rollout import RolloutConfig, spawn_rollout_actors
 from executors.fleet import ExecutorFleet, FleetConfig
 from learner.learner import Learner, LearnerConfig
 from rlce.controller import Controller, LoopConfig, ProblemStream, run_loop
+from rlce.core.types import SamplingSettings
 from rlce.data import generate, parse_problem
 from rlce.rewards import REWARDS, register
-from rlce.types import SamplingSettings
 
 MAX_TOKENS = 24
 
@@ -162,7 +162,7 @@ def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog)
     """Pure logic of grouping, so stand-ins for the engine pool and the fleet: the fleet
     reports an infrastructure failure for one sample, which must not get a reward."""
     from rlce.controller import generate_and_execute
-    from rlce.types import Sample
+    from rlce.core.types import Sample
 
     problem = next(generate(seed=3))
 

@@ -4,8 +4,12 @@ sent to an engine, so that a bad update is rejected whole and the engine stays u
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,3 +111,21 @@ class WeightSpec:
                                                  "F64": 8}.get(dtype, 4)
         self.check_meta(meta)
         return nbytes
+
+
+def shm_dir() -> Path:
+    """Shared memory where the machine has it (weights are written once and memory-mapped
+    by every engine on the node), else the temporary directory."""
+    d = Path(os.environ.get("RLCE_SHM_DIR") or "/dev/shm")
+    return d if d.is_dir() and os.access(d, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def write_shm_safetensors(named: dict[str, Any], tag: str = "") -> Path:
+    """Write tensors (or numpy arrays) to a fresh safetensors file in shared memory."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v)
+               .detach().to("cpu").contiguous() for k, v in named.items()}
+    path = shm_dir() / f"rlce-weights-{tag or uuid.uuid4().hex}.safetensors"
+    save_file(tensors, str(path))
+    return path

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from actors.weights import WeightSpec, WeightUpdateError
+from rlce.core.weights import WeightSpec, WeightUpdateError
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from actors.models import convert_default_model, gguf_path, resolve_model
+from rlce.core.models import convert_default_model, gguf_path, resolve_model
 
 
 def test_default_model_converts_offline_and_matches_the_gguf(monkeypatch):
