@@ -11,12 +11,13 @@ import torch
 from safetensors.torch import load_file
 
 from actors.rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
-from rlce.core.models import ModelNotFound, resolve_model
 from rlce.core.types import Prompt, SamplingSettings
 from rlce.core.weights import WeightUpdateError
 
 from .conftest import forward_logprobs, reference_model
 from .test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
+
+pytestmark = pytest.mark.slow  # rollout actors on Ray
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +82,6 @@ def test_pool_merges_streams_of_several_engines(hf_actor, vllm_actor, tiny_model
     target = max(versions) + 1
     reports = pool.update_weights(original, target)
     assert [r["version"] for r in reports] == [target, target]
-
-
-def test_unknown_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelNotFound, match="no config.json"):
-        resolve_model(str(tmp_path))
-    with pytest.raises(ModelNotFound, match="not a local folder"):
-        resolve_model("no-such-model")
-    with pytest.raises(ModelNotFound, match="no config.json"):
-        resolve_model("/nonexistent/model")
 
 
 def test_unknown_model_fails_the_actor_start_with_the_reason(ray_local):

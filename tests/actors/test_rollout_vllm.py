@@ -16,6 +16,8 @@ from rlce.core.weights import WeightUpdateError
 
 from .conftest import forward_logprobs, greedy_transformers, reference_model
 
+pytestmark = pytest.mark.slow  # a vLLM engine on Ray
+
 MAX_ABS_LOGPROB_ERR = 2e-3   # fp32 on both sides: kernels differ, not the maths
 MEAN_ABS_LOGPROB_ERR = 2e-4
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.executors.conftest import asserts_job, io_job, processes_of, run, sandbox_uids
 
+pytestmark = pytest.mark.slow  # about 50 hostile programs, each in its own sandbox
+
 MARK = "/tmp/rlce-hostile-marker"
 NOT_PASSED = {"failed", "runtime_error", "timeout", "memory_limit", "output_limit"}
 ADD_OK = "def add(a, b):\n    return a + b\n"

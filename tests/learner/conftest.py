@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from learner.learner import LearnerConfig
 from rlce.core.types import ScoredSample, TrainGroup
+
+if TYPE_CHECKING:
+    from learner.learner import LearnerConfig
 
 
 @pytest.fixture
 def cfg(tiny_model) -> LearnerConfig:
+    # imported here: learner.learner imports ray, which the fast tier (test_losses) never needs
+    from learner.learner import LearnerConfig
+
     return LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=64, seed=0)
 
 

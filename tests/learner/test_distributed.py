@@ -10,6 +10,8 @@ from learner.learner import Learner
 
 from .conftest import fixed_groups
 
+pytestmark = pytest.mark.slow  # an FSDP group of Ray actors
+
 
 def test_fsdp_group_matches_a_single_learner(ray_local, cfg, tmp_path):
     single = Learner(cfg)

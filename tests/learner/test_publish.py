@@ -18,6 +18,8 @@ from rlce.core.weights import WeightUpdateError
 from ..actors.test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
 from .conftest import fixed_groups
 
+pytestmark = pytest.mark.slow  # rollout engines on Ray
+
 
 @pytest.fixture(scope="module")
 def engines(ray_local, vllm_actor, tiny_cfg):

@@ -17,6 +17,8 @@ from rlce.core.types import SamplingSettings
 from rlce.data import generate, parse_problem
 from rlce.rewards import REWARDS, register
 
+pytestmark = pytest.mark.slow  # rlce.controller imports ray; real engines and fleet
+
 MAX_TOKENS = 24
 
 

@@ -15,6 +15,8 @@ import yaml
 
 from rlce.wandb_offline import history
 
+pytestmark = pytest.mark.slow  # rlce CLI subprocesses, training runs on Ray
+
 RLCE = str(Path(sys.executable).parent / "rlce")
 SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
          "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
