@@ -65,6 +65,7 @@ def test_transformers_backend_takes_and_rejects_weights(hf_actor, tiny_model):
     assert ray.get(hf_actor.weight_digest.remote()) == pytest.approx(digest)
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")  # the pool publishes a new version
 def test_pool_merges_streams_of_several_engines(hf_actor, vllm_actor, tiny_model):
     pool = RolloutPool([vllm_actor, hf_actor])
     prompts = [Prompt(f"p{i}", token_ids=(1, i + 2)) for i in range(4)]

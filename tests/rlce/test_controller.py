@@ -43,19 +43,13 @@ def learner_for(tiny_model: str, engine) -> Learner:
     return learner
 
 
-def restore(engine, tiny_model: str) -> None:
-    """Leave the shared engine with the tiny model's weights for the other tests."""
-    from safetensors.torch import load_file
-
-    ray.get(engine.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
-
-
 def loop_cfg(**kw) -> LoopConfig:
     return LoopConfig(groups_per_step=2, reward="test_parity_of_length",
                       sampling=SamplingSettings(n=4, temperature=1.0, max_tokens=MAX_TOKENS,
                                                 seed=1), **kw)
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")
 def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
         ray_local, vllm_actor, tiny_model, fleet):
     learner = learner_for(tiny_model, vllm_actor)
@@ -81,9 +75,9 @@ def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
     assert fleet.metrics()["verdicts"] - executed0 == sum(m["rollout/samples"] for m in history)
     assert ray.get(vllm_actor.get_version.remote()) == v0 + 2 == history[-1][
         "rollout/policy_version"]
-    restore(vllm_actor, tiny_model)
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")
 def test_asynchronous_mode_keeps_the_staleness_bound_and_skips_long_prompts(
         ray_local, vllm_actor, tiny_model, fleet):
     learner = learner_for(tiny_model, vllm_actor)
@@ -106,9 +100,9 @@ def test_asynchronous_mode_keeps_the_staleness_bound_and_skips_long_prompts(
     assert max(m["rollout/staleness_max"] for m in history) == 1
     assert learner.get_version() == v0 + 3 == ray.get(vllm_actor.get_version.remote())
     assert ctrl._producer is not None and not ctrl._producer.is_alive()
-    restore(vllm_actor, tiny_model)
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")
 def test_a_wide_draw_trains_on_every_informative_group_it_finds(
         ray_local, vllm_actor, tiny_model, fleet):
     learner = learner_for(tiny_model, vllm_actor)
@@ -119,7 +113,6 @@ def test_a_wide_draw_trains_on_every_informative_group_it_finds(
     assert m["data/groups_kept"] + m["data/groups_dropped"] == 6 * m["data/draws"]
     assert m["data/groups_kept"] >= 2
     assert m["learner/samples"] == 4 * m["data/groups_kept"]
-    restore(vllm_actor, tiny_model)
 
 
 def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes_on(
