@@ -8,6 +8,7 @@ import time
 import pytest
 import ray
 import torch
+from ray.exceptions import ActorDiedError
 from safetensors.torch import load_file
 
 from actors.rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
@@ -86,5 +87,7 @@ def test_pool_merges_streams_of_several_engines(hf_actor, vllm_actor, tiny_model
 
 
 def test_unknown_model_fails_the_actor_start_with_the_reason(ray_local):
-    with pytest.raises(Exception, match="no config.json"):
+    # the constructor raises, so Ray reports the actor dead, with the reason in its message
+    with pytest.raises(ActorDiedError, match=r"ModelNotFound: model path '/nonexistent/model' "
+                                             r"is not a Hugging Face folder \(no config.json"):
         spawn_rollout_actors(RolloutConfig(model="/nonexistent/model"), 1)
