@@ -57,7 +57,12 @@ def submit(argv: list[str]) -> int:
         overrides.append(f"logging.dir={RUNS_DIR}")
     env = {k: os.environ[k] for k in ("WANDB_API_KEY", "WANDB_ENTITY", "HF_TOKEN", "RLCE_CACHE")
            if k in os.environ}
-    client = JobSubmissionClient(args.address)
+    try:
+        client = JobSubmissionClient(args.address)
+    except ConnectionError as e:
+        print(f"rlce submit: no Ray dashboard answers at {args.address} ({e}); give --address "
+              f"the head's dashboard, e.g. http://HEAD:8265, once it is up")
+        return 2
     entrypoint = "python -m rlce.cli train " + " ".join(shlex.quote(o) for o in overrides)
     runtime_env = {"working_dir": args.working_dir, "excludes": EXCLUDES, "env_vars": env}
     for attempt in range(90):  # a cluster that just started may not have its job agent yet

@@ -31,6 +31,14 @@ def chat(pid: str, text: str) -> Prompt:
     return Prompt(pid, messages=({"role": "user", "content": text},))
 
 
+def wait_until_in_flight(actor, count: int, timeout_s: float = 120.0) -> None:
+    """Wait for an event, not a guessed duration: ``count`` requests running on ``actor``."""
+    deadline = time.monotonic() + timeout_s
+    while ray.get(actor.get_stats.remote())["in_flight"] < count:
+        assert time.monotonic() < deadline, f"not {count} requests in flight after {timeout_s} s"
+        time.sleep(0.01)
+
+
 def test_samples_carry_the_evidence(vllm_actor):
     prompts = [chat("p0", "Write a function that adds two numbers."),
                Prompt("p1", token_ids=(1, 2, 3))]
@@ -169,7 +177,7 @@ def test_abort_drops_a_batch_and_the_actor_keeps_serving(vllm_actor):
     gen = vllm_actor.generate.options(num_returns="streaming").remote(
         [Prompt(f"a{i}", token_ids=(3, 4, i + 5)) for i in range(4)],
         SamplingSettings(max_tokens=450), "doomed")
-    time.sleep(1.0)
+    wait_until_in_flight(vllm_actor, 4)  # each needs about a second more: none is done yet
     cancelled = ray.get(vllm_actor.abort.remote("doomed"))
     got = [ray.get(r) for r in gen]
     assert cancelled == 4 and got == []
@@ -195,13 +203,13 @@ def test_bad_prompts_get_clear_errors_and_the_actor_keeps_serving(vllm_actor):
 @pytest.mark.usefixtures("restores_vllm_actor")
 def test_update_during_a_request_keeps_it_and_reports_both_versions(vllm_actor, tiny_model):
     """inflight_update="keep": the running requests survive the swap and say so."""
-    # 16 requests of 450 tokens take about 2.6 s on the tiny model here (one takes about 1 s,
-    # which a 1 s wait before the update could outlast), so the update at 0.5 s lands mid-way
+    v0 = ray.get(vllm_actor.get_version.remote())
     gen = vllm_actor.generate.options(num_returns="streaming").remote(
         [Prompt(f"spanning-{i}", token_ids=(2, 3, 4)) for i in range(16)],
         SamplingSettings(max_tokens=450, seed=0))
-    v0 = ray.get(vllm_actor.get_version.remote())
-    time.sleep(0.5)
+    # the update follows the event "all 16 are running" (together they take about 2.6 s here,
+    # a weight load of the tiny model a small part of that), not a guessed delay
+    wait_until_in_flight(vllm_actor, 16)
     ray.get(vllm_actor.update_weights.remote(load_file(f"{tiny_model}/model.safetensors")))
     samples = [ray.get(r) for r in gen]
     assert len(samples) == 16

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ray_nodes import free_ports, start_nodes, stop_nodes
+from tests.ray_nodes import free_ports, start_nodes, stop_nodes, wait_for_http
 
 pytestmark = pytest.mark.slow  # a three-node Ray cluster and an rlce submit
 
@@ -34,6 +34,9 @@ def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
              [f"--address={address}", "--num-cpus=4", '--resources={"rollout": 1, "learner": 1}']]
     procs = start_nodes(nodes, env)
     try:
+        # rlce submit needs the head's dashboard (Jobs API); it may answer well after the
+        # nodes are up on a busy machine: wait for it to answer, not for a guessed time
+        wait_for_http(f"http://127.0.0.1:{dash}/api/version")
         runs = tmp_path / "runs"
         out = subprocess.run(
             [str(BIN / "rlce"), "submit", "--address", f"http://127.0.0.1:{dash}",

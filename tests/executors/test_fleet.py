@@ -46,6 +46,15 @@ def expected(job_id: str) -> str:
         job_id.split("/")[1]]
 
 
+def wait_for(condition, what: str, timeout_s: float = 120.0) -> None:
+    """Wait for an event (``condition()`` true), with a generous bound: never a guessed
+    duration standing in for it."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.05)
+
+
 def check_exactly_once(jobs, verdicts):
     ids = Counter(v["id"] for v in verdicts)
     assert set(ids) == {j["id"] for j in jobs}
@@ -66,33 +75,45 @@ def test_several_actors_run_mixed_jobs_each_exactly_once(ray_local):
 
 
 def test_chaos_actors_killed_while_3000_jobs_run(ray_local):
+    """An actor is killed each time another 500 verdicts have arrived: faults by job count,
+    never by the clock, so a slow or busy machine gets the same five kills. Jobs are fed at
+    most 200 ahead of the next kill, so that each kill leaves jobs to run on the dead actor
+    (which is how the fleet finds out), whatever the speed of the sandboxes."""
+    every, ahead, kills_wanted = 500, 200, 5
     jobs = mixed(3000, "chaos")
     cfg = FleetConfig(min_actors=3, max_actors=3, workers_per_actor=1, max_retries=5)
+    fed_up_to = threading.Condition()
+    limit = [every + ahead]
+
+    def gated_jobs():
+        for i, job in enumerate(jobs):
+            with fed_up_to:
+                while i >= limit[0]:
+                    fed_up_to.wait()
+            yield job
+
+    rng = random.Random(0)
+    kills, verdicts = [], []
     with ExecutorFleet(cfg) as fleet:
-        stop = threading.Event()
-        kills = []
-
-        def killer():
-            rng = random.Random(0)
-            while not stop.wait(1.5) and len(kills) < 5:
-                actors = fleet.actors()
-                if actors:
-                    victim = rng.choice(actors)
-                    ray.kill(victim)
-                    kills.append(victim)
-
-        t = threading.Thread(target=killer)
-        t.start()
-        verdicts = list(fleet.run(jobs))
-        stop.set()
-        t.join()
-        deadline = time.monotonic() + 60
-        while fleet.metrics()["actors_up"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        for v in fleet.run(gated_jobs()):
+            verdicts.append(v)
+            if len(verdicts) % every or len(kills) == kills_wanted:
+                continue
+            # the last victim's loss was seen and its replacement is up: kill a live actor
+            wait_for(lambda: fleet.metrics().get("actors_lost", 0) == len(kills)
+                     and fleet.metrics()["actors_up"] == 3, "the fleet back to 3 actors")
+            victim = rng.choice(fleet.actors())
+            ray.kill(victim)
+            kills.append(victim)
+            with fed_up_to:
+                limit[0] += every
+                fed_up_to.notify_all()
+        wait_for(lambda: fleet.metrics().get("actors_lost", 0) == kills_wanted
+                 and fleet.metrics()["actors_up"] == 3, "the last loss seen, 3 actors up")
         m = fleet.metrics()
-    assert len(kills) >= 3
+    assert len(kills) == kills_wanted
     check_exactly_once(jobs, verdicts)
-    assert m["actors_lost"] >= 3 and m["retries"] >= 1
+    assert m["actors_lost"] == kills_wanted and m["retries"] >= 1
     assert m["actors"] == 3 and m["actors_up"] == 3  # back to its size
 
 
@@ -103,10 +124,12 @@ def test_lost_jobs_beyond_retries_are_sandbox_errors_not_passes(ray_local):
     with ExecutorFleet(cfg) as fleet:
         for j in slow:
             fleet.submit(j)
-        time.sleep(1.5)
+        # the three are one program, run once (deduplicated): the actor is killed while it
+        # runs (3 s), once it is in flight, not after a guessed delay
+        wait_for(lambda: fleet.metrics()["in_flight"] == 1, "the program in flight")
         for a in fleet.actors():
             ray.kill(a)
-        got = [v for v, _ in zip(fleet.verdicts(timeout=30), range(3))]
+        got = [v for _, v in zip(range(3), fleet.verdicts(timeout=30))]
     assert sorted(v["id"] for v in got) == sorted(j["id"] for j in slow)
     assert {v["status"] for v in got} == {"sandbox_error"}
     assert all("executor actor lost" in v["message"] for v in got)
@@ -137,9 +160,11 @@ def test_backpressure_bounds_outstanding_jobs(ray_local):
 
         t = threading.Thread(target=feed)
         t.start()
-        time.sleep(1.0)
-        held_back = submitted[0]  # the feeder is blocked until verdicts are handed out
-        got = [v for v, _ in zip(fleet.verdicts(timeout=30), range(60))]
+        # once the first 8 verdicts are done and none taken, the feeder must still be held
+        wait_for(lambda: fleet.metrics().get("verdicts", 0) == 8, "8 verdicts")
+        wait_for(lambda: submitted[0] >= 8, "8 jobs submitted")
+        held_back = submitted[0]
+        got = [v for _, v in zip(range(60), fleet.verdicts(timeout=30))]
         t.join()
         peak = fleet.metrics()["outstanding_peak"]
     assert len(got) == 60 and len({v["id"] for v in got}) == 60
