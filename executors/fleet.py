@@ -24,7 +24,7 @@ import ray
 
 from .runner import Runner
 from .sandbox import SandboxConfig
-from .schema import job_id_of
+from .schema import Limits, Verdict, job_id_of
 
 
 class FleetError(RuntimeError):
@@ -48,7 +48,10 @@ class FleetConfig:
     dedup_window: int = 4096
     idle_shrink_s: float = 30.0
     request_resources: bool = True
-    sandbox: dict[str, Any] | None = None  # SandboxConfig fields for every actor's sandboxes
+    sandbox: dict[str, Any] = field(default_factory=dict)  # SandboxConfig fields, every actor
+    # the time limit of jobs that set none (per test for io, per job otherwise); None: the
+    # job schema's own default (``Limits.timeout_s``)
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_actors <= self.max_actors or self.max_actors < 1:
@@ -56,6 +59,9 @@ class FleetConfig:
                              f"max_actors >= 1, got {self.min_actors}..{self.max_actors}")
         if self.max_pending < 1:
             raise ValueError(f"executor.max_pending must be >= 1, got {self.max_pending}")
+        if self.timeout_s is not None and not 0 < self.timeout_s <= Limits.MAX_TIMEOUT_S:
+            raise ValueError(f"executor.timeout_s must lie in (0, {Limits.MAX_TIMEOUT_S}], "
+                             f"got {self.timeout_s}")
 
 
 def require_ray() -> None:
@@ -183,7 +189,15 @@ class ExecutorFleet:
         with self._count_lock:
             self._outstanding += 1
             self._outstanding_peak = max(self._outstanding_peak, self._outstanding)
-        self._in.put((job, on_verdict, time.monotonic()))
+        self._in.put((self._with_default_limits(job), on_verdict, time.monotonic()))
+
+    def _with_default_limits(self, job: dict) -> dict:
+        """``job`` with the fleet's time limit when it sets none of its own (a malformed job
+        goes on as it is: the runner names the problem)."""
+        limits = job.get("limits", {}) if isinstance(job, dict) else None
+        if self.cfg.timeout_s is None or not isinstance(limits, dict) or "timeout_s" in limits:
+            return job
+        return {**job, "limits": {**limits, "timeout_s": self.cfg.timeout_s}}
 
     def verdicts(self, timeout: float | None = None) -> Iterator[dict]:
         """Verdicts of jobs submitted without a callback, as they complete."""
@@ -375,10 +389,10 @@ class ExecutorFleet:
             e.attempts += 1
             self.counters["retries"] += 1
             if e.attempts > self.cfg.max_retries:
-                self._finish(e, {"id": job_id_of(e.job), "status": "sandbox_error",
-                                 "passed": 0, "total": 0, "tests": [], "duration_s": 0.0,
-                                 "stdout": "", "stderr": "", "retries": e.attempts,
-                                 "message": f"executor actor lost {e.attempts} times: {why}"})
+                lost = Verdict(job_id_of(e.job), "sandbox_error", passed=0, total=0, tests=[],
+                               duration_s=0.0, retries=e.attempts,
+                               message=f"executor actor lost {e.attempts} times: {why}")
+                self._finish(e, lost.to_dict())
             else:
                 self._pending.appendleft(e)
         left.clear()

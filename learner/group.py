@@ -9,9 +9,10 @@ from typing import Any
 import ray
 import torch
 
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import TrainGroup
 
-from .learner import LearnerActor, LearnerConfig, validate
+from .learner import LearnerActor, validate
 
 
 def free_port() -> int:
@@ -21,19 +22,19 @@ def free_port() -> int:
 
 
 class LearnerGroup:
-    """``world_size`` LearnerActors training one model with FSDP2. ``resources`` are the Ray
-    options of each (``{"num_gpus": 1}`` on a cluster)."""
+    """``learner.actors`` LearnerActors training one model with FSDP2, each placed by the
+    learner's Ray resources (``learner.num_gpus=1`` on a cluster)."""
 
-    def __init__(self, cfg: LearnerConfig, world_size: int, resources: dict[str, Any] | None = None,
+    def __init__(self, cfg: LearnerConfig, algo: AlgoConfig, model: str, seed: int,
                  resume_from: str | None = None) -> None:
+        world_size = cfg.actors
         if world_size < 1:
-            raise ValueError(f"world_size must be >= 1, got {world_size}")
+            raise ValueError(f"a LearnerGroup needs learner.actors >= 1, got {world_size}")
         self.world_size = world_size
         master = f"{ray.util.get_node_ip_address()}:{free_port()}"
-        opts = resources or {"num_cpus": 1}
-        self.actors = [LearnerActor.options(**opts).remote(cfg, resume_from, rank, world_size,
-                                                           master)
-                       for rank in range(world_size)]
+        self.actors = [LearnerActor.options(**cfg.actor_options()).remote(
+            cfg, algo, model, seed, resume_from, rank, world_size, master)
+            for rank in range(world_size)]
         ray.get([a.get_step.remote() for a in self.actors])
 
     def step(self, groups: list[TrainGroup]) -> dict[str, float]:

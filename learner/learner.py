@@ -17,6 +17,8 @@ import numpy as np
 import ray
 import torch
 
+from rlce.core.config import AlgoConfig, LearnerConfig
+from rlce.core.models import resolve_model
 from rlce.core.types import TrainGroup
 
 from . import losses
@@ -26,59 +28,13 @@ class BatchError(ValueError):
     """A training batch is malformed; no step was taken."""
 
 
-@dataclass
-class LearnerConfig:
-    model: str = "smollm2-135m-instruct"
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    warmup_steps: int = 0
-    schedule: str = "constant"  # or "cosine"
-    total_steps: int = 1000
-    min_lr_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    dtype: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
-    gradient_checkpointing: bool = False
-    micro_batch_tokens: int = 4096
-    mini_batches: int = 1
-    estimator: str = "grpo"
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    aggregation: str = "token_mean"
-    norm_tokens: int | None = None
-    temperature: float = 1.0
-    kl_coef: float = 0.0
-    kl_kind: str = "k3"
-    tis_cap: float | None = 2.0
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"learner.schedule must be constant or cosine, got {self.schedule!r}")
-        if self.aggregation not in ("token_mean", "seq_mean", "token_sum"):
-            raise ValueError(f"learner.aggregation must be token_mean, seq_mean or token_sum, "
-                             f"got {self.aggregation!r}")
-        if self.aggregation == "token_sum" and not self.norm_tokens:
-            raise ValueError("learner.aggregation=token_sum needs learner.norm_tokens "
-                             "(e.g. the rollout max_tokens)")
-        if self.estimator not in ("grpo", "drgrpo", "rloo", "reinforce_pp"):
-            raise ValueError(f"learner.estimator must be grpo, drgrpo, rloo or reinforce_pp, "
-                             f"got {self.estimator!r}")
-        if self.kl_kind not in ("k1", "k3"):
-            raise ValueError(f"learner.kl_kind must be k1 or k3, got {self.kl_kind!r}")
-        if self.mini_batches < 1 or self.micro_batch_tokens < 1:
-            raise ValueError("learner.mini_batches and learner.micro_batch_tokens must be >= 1")
-
-
-def lr_factor(step: int, cfg: LearnerConfig) -> float:
-    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio``."""
+def lr_factor(step: int, cfg: LearnerConfig, total_steps: int) -> float:
+    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio`` at ``total_steps``."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
-    span = max(1, cfg.total_steps - cfg.warmup_steps)
+    span = max(1, total_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -140,21 +96,20 @@ class Learner:
     """One learner process. With ``world_size > 1`` (see ``learner.distributed``) the model
     is sharded with FSDP2 and each rank steps on its share of the groups."""
 
-    def __init__(self, cfg: LearnerConfig, resume_from: str | None = None, rank: int = 0,
-                 world_size: int = 1, master: str | None = None) -> None:
+    def __init__(self, cfg: LearnerConfig, algo: AlgoConfig, model: str, seed: int,
+                 resume_from: str | None = None, rank: int = 0, world_size: int = 1,
+                 master: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rlce.core.models import resolve_model
-
-        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.cfg, self.algo, self.rank, self.world_size = cfg, algo, rank, world_size
         self.device = torch.device(cfg.device if cfg.device != "auto" else
                                    ("cuda" if torch.cuda.is_available() else "cpu"))
         self.autocast = (self.device.type == "cuda" and cfg.dtype in ("auto", "bfloat16"))
-        source = resume_from or resolve_model(cfg.model)
+        source = resume_from or resolve_model(model)
         self.model_path = source
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         self.model.to(self.device).train()
@@ -162,9 +117,9 @@ class Learner:
             self.model.gradient_checkpointing_enable()
         self.policy = SelectedLogits(self.model)
         self.ref_model = None
-        if cfg.kl_coef > 0:
+        if algo.kl_coef > 0:
             ref = AutoModelForCausalLM.from_pretrained(
-                resolve_model(cfg.model), dtype=torch.float32).to(self.device).eval()
+                resolve_model(model), dtype=torch.float32).to(self.device).eval()
             ref.requires_grad_(False)
             self.ref_model = SelectedLogits(ref)
         if world_size > 1:
@@ -177,8 +132,8 @@ class Learner:
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr,
                                            betas=(cfg.beta1, cfg.beta2),
                                            weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: lr_factor(s, cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg, algo.steps))
         self.step_count = 0
         self.version = 0
         if resume_from:
@@ -189,7 +144,7 @@ class Learner:
     def _rows(self, groups: list[TrainGroup]) -> list[_Row]:
         rewards = [[float(s.reward) for s in g.samples] for g in groups]
         adv: list[list[float]] = []
-        if self.cfg.estimator == "reinforce_pp":
+        if self.algo.estimator == "reinforce_pp":
             flat = torch.tensor([r for rs in rewards for r in rs], dtype=torch.float64)
             a = losses.reinforce_pp_advantages(flat).tolist()
             it = iter(a)
@@ -199,7 +154,7 @@ class Learner:
                 if g.advantages is not None:
                     adv.append(list(g.advantages))
                 else:
-                    adv.append(losses.advantages(self.cfg.estimator,
+                    adv.append(losses.advantages(self.algo.estimator,
                                                  torch.tensor([rs], dtype=torch.float64))[0]
                                .tolist())
         rows = []
@@ -245,7 +200,7 @@ class Learner:
         cols_t = torch.tensor(cols_i, device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = model(ids, attn, rows_t, cols_t).float()
-        logits = logits / self.cfg.temperature
+        logits = logits / self.algo.temperature
         targets = ids[rows_t, cols_t + 1]
         lp_flat = logits.log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
         shape = (B, C)
@@ -264,7 +219,7 @@ class Learner:
         """One optimiser step per mini-batch on a batch of groups; returns metrics."""
         validate(groups)
         t0 = time.perf_counter()
-        cfg = self.cfg
+        cfg, algo = self.cfg, self.algo
         rows = self._rows(groups)
         adv_all = torch.tensor([r.advantage for r in rows])
         n_mini = min(cfg.mini_batches, len(rows))
@@ -305,26 +260,27 @@ class Learner:
                     beh[b, : len(r.behaviour)] = torch.tensor(r.behaviour)
                 adv = torch.tensor([r.advantage for r in mb], device=self.device)
                 w = None
-                if cfg.tis_cap:
+                if algo.tis_cap:
                     raw = torch.exp(old_lp - beh)
-                    w = losses.truncated_importance_weights(old_lp, beh, cfg.tis_cap)
+                    w = losses.truncated_importance_weights(old_lp, beh, algo.tis_cap)
                     m = mask.bool()
                     if weight:
                         sums["is_sum"] += float(w[m].sum())
-                        sums["is_truncated"] += float((raw[m] > cfg.tis_cap).sum())
+                        sums["is_truncated"] += float((raw[m] > algo.tis_cap).sum())
                         is_min = min(is_min, float(w[m].min()))
                         is_max = max(is_max, float(raw[m].max()))
                 loss, m_pg = losses.ppo_clip_loss(
-                    logp, old_lp, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                    aggregation=cfg.aggregation, norm_tokens=cfg.norm_tokens, is_weights_B_T=w,
+                    logp, old_lp, adv, mask, clip_low=algo.clip_low, clip_high=algo.clip_high,
+                    aggregation=algo.aggregation, norm_tokens=algo.norm_tokens,
+                    is_weights_B_T=w,
                     total_tokens=total_tokens, total_seqs=int(total_seqs))
                 if self.ref_model is not None:
                     with torch.no_grad():
                         ref_lp, _, _ = self._forward(self.ref_model, mb, False)
-                    kl = losses.kl_estimate(logp, ref_lp, cfg.kl_kind)
-                    kl_term = losses.aggregate(kl, mask, cfg.aggregation, cfg.norm_tokens,
+                    kl = losses.kl_estimate(logp, ref_lp, algo.kl_kind)
+                    kl_term = losses.aggregate(kl, mask, algo.aggregation, algo.norm_tokens,
                                                total_tokens, int(total_seqs))
-                    loss = loss + cfg.kl_coef * kl_term
+                    loss = loss + algo.kl_coef * kl_term
                     sums["kl"] += float((kl.detach() * mask).sum()) * weight
                 # FSDP averages gradients over ranks; the denominators above are global
                 (loss * self.world_size * weight).backward()
@@ -358,10 +314,10 @@ class Learner:
             "advantage_mean": float(adv_all.mean()), "advantage_std": float(adv_all.std())
             if len(rows) > 1 else 0.0,
             "reward_mean": float(np.mean([s.reward for g in groups for s in g.samples])),
-            "is_weight_mean": sums["is_sum"] / tok if cfg.tis_cap else 1.0,
-            "is_weight_min": is_min if cfg.tis_cap else 1.0,
-            "is_weight_max_raw": is_max if cfg.tis_cap else 1.0,
-            "is_truncated_frac": sums["is_truncated"] / tok if cfg.tis_cap else 0.0,
+            "is_weight_mean": sums["is_sum"] / tok if algo.tis_cap else 1.0,
+            "is_weight_min": is_min if algo.tis_cap else 1.0,
+            "is_weight_max_raw": is_max if algo.tis_cap else 1.0,
+            "is_truncated_frac": sums["is_truncated"] / tok if algo.tis_cap else 0.0,
         }
 
     # scoring without a step (tests, evaluation of the learner's own policy)
@@ -406,7 +362,7 @@ class Learner:
             self.tokenizer.save_pretrained(path)
             (path / "rlce_state.json").write_text(json.dumps(
                 {"step": self.step_count, "version": self.version, "learner": asdict(self.cfg),
-                 **(extra or {})}, indent=2, default=str))
+                 "algo": asdict(self.algo), **(extra or {})}, indent=2, default=str))
         state = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "step": self.step_count,
                  "version": self.version, "rng": {
@@ -459,6 +415,15 @@ class Learner:
 
     def node_id(self) -> str | None:
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+    def node_ids(self) -> list[str | None]:
+        """Where the learner runs (one node; a LearnerGroup lists its ranks')."""
+        return [self.node_id()]
+
+    def shutdown(self) -> None:
+        """Free the model and optimizer state (a LearnerGroup stops its actors)."""
+        self.optimizer.state.clear()
+        self.ref_model = None
 
     def pid(self) -> int:
         return os.getpid()

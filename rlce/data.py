@@ -36,12 +36,10 @@ class Problem:
     difficulty: str = "unknown"
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def job(self, source: str, job_id: str, limits: dict | None = None) -> dict[str, Any]:
-        """The execution job that judges ``source`` against this problem's tests."""
-        job = {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
-        if limits:
-            job["limits"] = limits
-        return job
+    def job(self, source: str, job_id: str) -> dict[str, Any]:
+        """The execution job that judges ``source`` against this problem's tests (with the
+        fleet's limits, ``executor.timeout_s``)."""
+        return {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
 
 
 def parse_problem(row: Any, where: str = "") -> Problem:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import ray
 
-from actors.rollout import RolloutConfig, spawn_rollout_actors
+from actors.rollout import spawn_rollout_actors
 from rlce.core.cluster import start_local_ray
+from rlce.core.config import RolloutConfig
 from rlce.core.models import build_tiny_model, cache_dir
 
 
@@ -28,12 +29,12 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def tiny_cfg(tiny_model) -> RolloutConfig:
-    return RolloutConfig(model=tiny_model, max_model_len=512, kv_cache_gb=1, seed=0)
+    return RolloutConfig(max_model_len=512, kv_cache_gb=1)
 
 
 @pytest.fixture(scope="session")
-def vllm_actor(ray_local, tiny_cfg):
-    (actor,) = spawn_rollout_actors(tiny_cfg, 1)
+def vllm_actor(ray_local, tiny_cfg, tiny_model):
+    (actor,) = spawn_rollout_actors(tiny_cfg, tiny_model, 0, 1)
     yield actor
     ray.get(actor.shutdown.remote())
     ray.kill(actor)

@@ -3,6 +3,7 @@ as one pool."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -10,7 +11,8 @@ import ray
 import torch
 from safetensors.torch import load_file
 
-from actors.rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
+from actors.rollout import RolloutPool, spawn_rollout_actors
+from rlce.core.config import RolloutConfig
 from rlce.core.models import ModelNotFound, resolve_model
 from rlce.core.types import Prompt, SamplingSettings
 from rlce.core.weights import WeightUpdateError
@@ -20,9 +22,9 @@ from .test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
 
 
 @pytest.fixture(scope="module")
-def hf_actor(ray_local, tiny_cfg):
-    cfg = RolloutConfig(**{**tiny_cfg.__dict__, "backend": "transformers"})
-    (actor,) = spawn_rollout_actors(cfg, 1)
+def hf_actor(ray_local, tiny_cfg, tiny_model):
+    cfg = dataclasses.replace(tiny_cfg, backend="transformers")
+    (actor,) = spawn_rollout_actors(cfg, tiny_model, 0, 1)
     yield actor
     ray.kill(actor)
 
@@ -94,4 +96,4 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
 def test_unknown_model_fails_the_actor_start_with_the_reason(ray_local):
     with pytest.raises(Exception, match="no config.json"):
-        spawn_rollout_actors(RolloutConfig(model="/nonexistent/model"), 1)
+        spawn_rollout_actors(RolloutConfig(), "/nonexistent/model", 0, 1)

@@ -8,13 +8,14 @@ import torch
 from learner.group import LearnerGroup
 from learner.learner import Learner
 
-from .conftest import fixed_groups
+from .conftest import configs, fixed_groups
 
 
-def test_fsdp_group_matches_a_single_learner(ray_local, cfg, tmp_path):
-    single = Learner(cfg)
+def test_fsdp_group_matches_a_single_learner(ray_local, tiny_model, tmp_path):
+    cfg, algo = configs(actors=2)
+    single = Learner(cfg, algo, tiny_model, seed=0)
     groups = fixed_groups(single, n_groups=4)
-    group = LearnerGroup(cfg, world_size=2, resources={"num_cpus": 1})
+    group = LearnerGroup(cfg, algo, tiny_model, seed=0)
     try:
         # ranks get different numbers of micro-batches: rank 1 must not hang
         ref = single.step(groups)
