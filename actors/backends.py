@@ -30,6 +30,7 @@ class Completion:
 class Backend(Protocol):
     name: str
     max_model_len: int
+    details: dict[str, Any]  # how the engine runs (executor, threads), for the actor's info()
 
     async def start(self) -> None: ...
 
@@ -40,6 +41,8 @@ class Backend(Protocol):
                            ) -> None: ...
 
     async def load_weights_file(self, path: str, inflight: InflightMode) -> None: ...
+
+    async def weight_digest(self) -> float: ...
 
     async def shutdown(self) -> None: ...
 
@@ -187,6 +190,7 @@ class TransformersBackend:
         self.model = None
         self.tokenizer = None
         self.max_model_len = 0
+        self.details: dict[str, Any] = {}
 
     async def start(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer

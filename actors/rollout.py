@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import ray
@@ -80,7 +80,7 @@ class Rollout:
         return {"name": self.name, "backend": self.backend.name, "model": self.model_path,
                 "max_model_len": self.backend.max_model_len, "version": self.version,
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized()
-                else None, **getattr(self.backend, "details", {})}
+                else None, **self.backend.details}
 
     def get_version(self) -> int:
         return self.version
@@ -195,20 +195,14 @@ class Rollout:
         engine and bump the policy version (to ``version`` when given, else by one). A set
         with a wrong name, shape or dtype, or a NaN, is rejected whole (WeightUpdateError)
         and the engine is unchanged."""
-        nbytes = self.spec.check(named)
-        new_version = self._next_version(version)
-        t0 = time.perf_counter()
-        await self.backend.load_weights(named, self.cfg.inflight_update)  # type: ignore[arg-type]
-        return self._updated(new_version, t0, nbytes)
+        return await self._update(self.spec.check(named), version, lambda: self.backend
+                                  .load_weights(named, self.cfg.inflight_update))
 
     async def update_weights_from_file(self, path: str, version: int | None = None
                                        ) -> dict[str, Any]:
         """The same from a safetensors file on this node (a publisher's shared-memory file)."""
-        nbytes = self.spec.check_file(path)
-        new_version = self._next_version(version)
-        t0 = time.perf_counter()
-        await self.backend.load_weights_file(path, self.cfg.inflight_update)  # type: ignore[arg-type]
-        return self._updated(new_version, t0, nbytes)
+        return await self._update(self.spec.check_file(path), version, lambda: self.backend
+                                  .load_weights_file(path, self.cfg.inflight_update))
 
     def check_weight_meta(self, meta: dict[str, tuple[tuple[int, ...], bool]],
                           version: int) -> None:
@@ -216,7 +210,12 @@ class Rollout:
         self.spec.check_meta(meta)
         self._next_version(version)
 
-    def _updated(self, new_version: int, t0: float, nbytes: int) -> dict[str, Any]:
+    async def _update(self, nbytes: int, version: int | None,
+                      load: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+        """Load an update whose payload passed its check, and move to the new version."""
+        new_version = self._next_version(version)
+        t0 = time.perf_counter()
+        await load()
         self.version = new_version
         self.stats["updates"] += 1
         return {"version": self.version, "seconds": time.perf_counter() - t0, "bytes": nbytes,

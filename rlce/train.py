@@ -131,10 +131,13 @@ def say(line: str, progress: bool = True) -> None:
 def header(cfg: TrainConfig, problems: Any, run_dir: Path) -> str:
     d, a = cfg.data, cfg.algo
     count = f"{len(problems)} problems" if isinstance(problems, list) else "endless"
-    chosen = ", ".join(f"{k} {v}" for k, v in (("languages", d.languages),
-                                                ("difficulties", d.difficulties)) if v)
+    source = d.path or d.source
+    if d.source == "shipped":
+        chosen = ", ".join(f"{k} {v}" for k, v in (("languages", d.languages),
+                                                    ("difficulties", d.difficulties)) if v)
+        source += f" ({chosen})" if chosen else ""
     return "\n".join([
-        f"model {cfg.start_model}; data {d.source}{f' ({chosen})' if chosen else ''}: {count}",
+        f"model {cfg.start_model}; data {source}: {count}",
         f"{a.steps} steps of >= {a.groups_per_step} groups x {a.n} samples ({a.estimator}, "
         f"lr {cfg.learner.lr}, reward {cfg.reward.name}); {cfg.rollout.engines} "
         f"{cfg.rollout.backend} engine(s), learner "
