@@ -86,11 +86,12 @@ class _Task:
         from rlce.config import ConfigError
 
         self.started = True
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             cfg = typed(dcfg)
         except (OmegaConfBaseException, ValueError) as e:
+            discard_if_empty(run_dir)
             fail(self.command, e)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             if self.command == "train":
                 from rlce.train import train
@@ -105,13 +106,23 @@ class _Task:
 
                 pipeline(cfg, run_dir)
         except ConfigError as e:
+            discard_if_empty(run_dir)
             fail(self.command, e)
 
 
+def discard_if_empty(run_dir: Path) -> None:
+    """Remove a run folder that holds only what Hydra wrote before the run was refused."""
+    import shutil
+
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log"
+                                for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir)
+
+
 def fail(command: str, e: BaseException) -> None:
-    message = str(e).strip().splitlines()
     # OmegaConf wraps an option's own check as "<message>\n    full_key: ...": keep the first
-    print(f"rlce {command}: invalid configuration: {message[0] if message else e!r}",
+    lines = str(e).strip().splitlines()
+    print(f"rlce {command}: invalid configuration: {lines[0] if lines else repr(e)}",
           file=sys.stderr)
     sys.exit(EXIT_CONFIG)
 

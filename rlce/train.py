@@ -36,7 +36,7 @@ def problems_from(cfg: TrainConfig) -> list[Problem] | Any:
     load = load_jsonl if d.source == "jsonl" else lambda p, e: load_hf(p, d.split, e)
     try:
         problems, errors = load(d.path, d.on_error)
-    except ValueError as e:  # on_error=raise, or a dataset without the split asked for
+    except (ValueError, OSError) as e:  # on_error=raise, not a dataset, no such split
         raise ConfigError(f"data.path={d.path}: {e}") from None
     for e in errors:
         print(f"skipped problem: {e}")

@@ -72,6 +72,7 @@ def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
         out = rlce(["train", *args, f"logging.dir={tmp_path}"], tmp_path, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
         assert "Traceback" not in out.stderr, (args, out.stderr[-2000:])
+    assert not run_dirs(tmp_path)  # a refused run leaves no run folder behind
 
 
 def test_help_lists_the_groups_and_cfg_job_prints_the_resolved_config(tmp_path):
