@@ -21,11 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
-import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -35,13 +34,13 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from executors.schema import Verdict
 from rlce.core.config import AlgoConfig
-from rlce.core.types import Prompt, SamplingSettings, ScoredSample, TrainGroup
-from rlce.data import Problem
-from rlce.rewards import RewardFn, extract_program
+from rlce.core.types import SamplingSettings, ScoredSample, TrainGroup
+from rlce.data import Problem, ProblemStream
+from rlce.prompts import program_for, prompt_for
+from rlce.rewards import RewardFn
 
 logger = logging.getLogger(__name__)
 
-INSTRUCTION = "Answer with the complete program in one fenced code block."
 TIME_KEYS = ("time/generate_s", "time/execute_s", "time/train_s", "time/publish_s",
              "time/eval_s")
 
@@ -67,63 +66,6 @@ class Policy(Protocol):
 
     def publish(self, engines: list[ActorHandle], version: int | None = None
                 ) -> dict[str, Any]: ...
-
-
-def prompt_for(problem: Problem) -> Prompt:
-    return Prompt(problem.id, messages=({"role": "user",
-                                         "content": f"{problem.prompt}\n\n{INSTRUCTION}"},))
-
-
-def program_for(problem: Problem, text: str) -> str:
-    """The program to judge: the completion's code block; for a problem that gives a stub
-    (``meta["stub"]``, as HumanEval does) the stub goes first when the block does not define
-    the entry point itself."""
-    entry = problem.tests.get("fn_name") or problem.tests.get("entry_point")
-    program, _ = extract_program(text, problem.language, entry)
-    stub = problem.meta.get("stub")
-    if stub and entry and f"def {entry}" not in program:
-        program = stub + program
-    return program
-
-
-class ProblemStream:
-    """Problems in a reproducible order: a finite set is shuffled per epoch with the seed, an
-    endless source is taken as it comes. ``position`` counts problems drawn, so a resumed run
-    continues with the same order (``skip``)."""
-
-    def __init__(self, source: Iterable[Problem], seed: int = 0, shuffle: bool = True) -> None:
-        self.finite = isinstance(source, (list, tuple))
-        self.items = list(source) if self.finite else None
-        if self.finite and not self.items:
-            raise ValueError("the problem set is empty")
-        self.source = None if self.finite else iter(source)
-        self.seed, self.shuffle, self.position = seed, shuffle, 0
-        self._order: list[int] = []
-        self._epoch = -1
-
-    def _order_for(self, epoch: int) -> list[int]:
-        if epoch != self._epoch:
-            order = list(range(len(self.items)))
-            if self.shuffle:
-                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._order, self._epoch = order, epoch
-        return self._order
-
-    def __next__(self) -> Problem:
-        if self.finite:
-            epoch, i = divmod(self.position, len(self.items))
-            p = self.items[self._order_for(epoch)[i]]
-        else:
-            p = next(self.source)
-        self.position += 1
-        return p
-
-    def __iter__(self) -> Iterator[Problem]:
-        return self
-
-    def skip(self, n: int) -> None:
-        for _ in range(n):
-            next(self)
 
 
 @dataclass

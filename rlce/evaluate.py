@@ -96,7 +96,8 @@ def evaluate(engines: list[ActorHandle], fleet: Fleet, problems: list[Problem],
     from tqdm import tqdm
 
     from actors.rollout import RolloutPool
-    from rlce.controller import generate_and_execute, prompt_for
+    from rlce.controller import generate_and_execute
+    from rlce.prompts import prompt_for
     from rlce.rewards import binary
 
     bad = dict(ray.get(engines[0].check_prompts.remote([prompt_for(p) for p in problems])))

@@ -160,7 +160,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     import wandb
     from tqdm import tqdm
 
-    from rlce.controller import Controller, ProblemStream
+    from rlce.controller import Controller
+    from rlce.data import ProblemStream
     from rlce.evaluate import paired_difference
     from rlce.rewards import get_reward
 

@@ -13,10 +13,10 @@ from actors.rollout import spawn_rollout_actors
 from executors.fleet import ExecutorFleet, FleetConfig
 from executors.schema import Verdict
 from learner.learner import Learner
-from rlce.controller import Controller, ProblemStream
+from rlce.controller import Controller
 from rlce.core.config import AlgoConfig, LearnerConfig, RolloutConfig
 from rlce.core.types import SamplingSettings
-from rlce.data import generate, parse_problem
+from rlce.data import ProblemStream, generate, parse_problem
 
 MAX_TOKENS = 24
 
