@@ -135,7 +135,8 @@ def rollout_group(model: Any, tokenizer: Any, runner: Runner, problem: Problem,
 def token_logprobs(model: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int],
                    temperature: float) -> torch.Tensor:
     """``log pi(y_t | x, y_<t)`` of each completion token at the sampling temperature,
-    shape [1, T]."""
+    shape [1, T]. A full softmax, as the learner's: with ``top_p < 1`` the sampler's logprobs
+    are renormalised over the kept tokens, and the importance weights carry that bias."""
     ids = torch.tensor([list(prompt_ids) + list(completion_ids)], device=model.device)
     logits_1_T_V = model(ids).logits[:, len(prompt_ids) - 1: -1].float() / temperature
     return logits_1_T_V.log_softmax(-1).gather(-1, ids[:, len(prompt_ids):, None]).squeeze(-1)
@@ -192,10 +193,11 @@ def run(model: str | torch.nn.Module, problems: Sequence[Problem], steps: int, *
         exec_limits: dict[str, Any] | None = None, max_model_len: int | None = None,
         workers: int | None = None, device: str | None = None) -> list[dict[str, Any]]:
     """Train ``model`` on ``problems`` for ``steps`` steps. ``model`` is a name
-    ``resolve_model`` knows, or a transformers causal LM loaded in float32, which is trained in
-    place (so the caller can read its weights afterwards). Returns one dict of metrics per step: ``loss`` and ``grad_norm`` (absent in a step with
-    no informative group), ``weights_digest`` after the step, and under ``_groups`` and
-    ``_samples`` what was trained on and every judged sample."""
+    ``resolve_model`` knows, or a transformers causal LM loaded in float32, which is trained
+    in place (so the caller can read its weights afterwards). Returns one dict of metrics per
+    step: ``loss`` and ``grad_norm`` (absent in a step with no informative group),
+    ``weights_digest`` after the step, and under ``_groups`` and ``_samples`` what was
+    trained on and every judged sample."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if temperature <= 0:
@@ -268,6 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--groups-per-step", type=int, default=2)
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--stop", action="append", default=[],
+                   help="a stop string (repeatable). With the ratio at 1 the loss is "
+                        "-sum_i A_i T_i / T, zero when every completion runs to --max-tokens; "
+                        "for the tiny model --stop z gives varied lengths")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reward", default=None,
@@ -278,10 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     reward = length_parity if name == "length_parity" else name
     problems = shipped(languages=["python"])[: a.problems]
     history = run(a.model, problems, a.steps, n=a.n, temperature=a.temperature,
-                  max_tokens=a.max_tokens, groups_per_step=a.groups_per_step, reward=reward,
-                  lr=a.lr, seed=a.seed)
+                  max_tokens=a.max_tokens, stop=tuple(a.stop),
+                  groups_per_step=a.groups_per_step, reward=reward, lr=a.lr, seed=a.seed)
     for m in history:
-        trained = (f"loss {m['loss']:+.5f}  grad_norm {m['grad_norm']:.4f}" if "loss" in m
+        trained = (f"loss {m['loss']:+.4g}  grad_norm {m['grad_norm']:.4f}" if "loss" in m
                    else "no informative group: no update")
         print(f"step {m['step']}  groups kept {m['groups_kept']} dropped {m['groups_dropped']}"
               f"  reward {m['reward_mean']:.3f}  {trained}  digest {m['weights_digest']:.6f}"
