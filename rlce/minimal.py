@@ -21,13 +21,11 @@ Every step:
 6. one AdamW step after clipping the gradient norm, at a constant learning rate;
 7. "publish" by keeping the model: the next step samples from the updated weights.
 
-What it leaves out, on purpose: Ray (no actors: ``rlce.controller`` is imported for its
-prompt, program and problem-order helpers, which pulls in Ray's exception types, but Ray is
-never started), vLLM (transformers generates one completion at a time), asynchrony and the
-staleness bound (every sample comes from the current policy), FSDP, mini-batches and
-micro-batch packing (one forward pass per completion), a KL term, estimators other than GRPO
-and aggregations other than token mean, over-long filtering or penalties, checkpoints and
-resuming, W&B, evaluation, and replacing dead engines. The full loop is ``rlce.controller``
+What it leaves out, on purpose: Ray (no actors), vLLM (transformers generates one completion
+at a time), asynchrony and the staleness bound (every sample comes from the current policy),
+FSDP, mini-batches and micro-batch packing (one forward pass per completion), a KL term,
+estimators other than GRPO and aggregations other than token mean, over-long filtering or
+penalties, checkpoints and resuming, W&B, evaluation, and replacing dead engines. The full loop is ``rlce.controller``
 with ``actors``, ``executors.fleet`` and ``learner``.
 """
 
@@ -44,11 +42,13 @@ import torch
 
 from actors.backends import Completion
 from executors import Runner
+from executors.schema import Verdict
 from learner import losses
-from rlce.controller import ProblemStream, program_for, prompt_for
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.models import TINY_MODEL, resolve_model
 from rlce.core.types import SamplingSettings, ScoredSample, TrainGroup
-from rlce.data import Problem
+from rlce.data import Problem, ProblemStream
+from rlce.prompts import program_for, prompt_for
 from rlce.rewards import RewardFn, get_reward
 
 logger = logging.getLogger(__name__)
@@ -109,25 +109,25 @@ def sample(model: Any, tokenizer: Any, prompt_ids: list[int], index: int,
 
 def rollout_group(model: Any, tokenizer: Any, runner: Runner, problem: Problem,
                   prompt_ids: list[int], settings: SamplingSettings, reward: RewardFn,
-                  limits: dict[str, Any], max_model_len: int, version: int
+                  max_model_len: int, version: int
                   ) -> tuple[list[ScoredSample], list[dict[str, Any]]]:
     """Sample ``n`` completions of one problem, judge their programs, score them. A sample
     the sandbox failed on (``sandbox_error``: the executor broke, not the program) is left
     out rather than scored as a failure."""
     completions = [sample(model, tokenizer, prompt_ids, i, settings, max_model_len)
                    for i in range(settings.n)]
-    futures = [runner.submit(problem.job(program_for(problem, c.text), f"{problem.id}#{i}",
-                                         limits)) for i, c in enumerate(completions)]
+    futures = [runner.submit(problem.job(program_for(problem, c.text), f"{problem.id}#{i}"))
+               for i, c in enumerate(completions)]
     scored, records = [], []
     for i, (c, fut) in enumerate(zip(completions, futures)):
-        verdict = fut.result()
-        if verdict["status"] == "sandbox_error":
+        verdict = Verdict.from_dict(fut.result())
+        if verdict.status == "sandbox_error":
             logger.warning("sandbox error for %s#%d, left out: %s", problem.id, i,
-                           verdict.get("message", "(no message)"))
+                           verdict.message or "(no message)")
             continue
         r = float(reward(verdict, c.text))
         scored.append(ScoredSample(tuple(prompt_ids), c.token_ids, c.logprobs, r, version))
-        records.append({"problem": problem.id, "index": i, "status": verdict["status"],
+        records.append({"problem": problem.id, "index": i, "status": verdict.status,
                         "reward": r, "tokens": len(c.token_ids), "text": c.text})
     return scored, records
 
@@ -184,53 +184,42 @@ def weights_digest(model: Any) -> float:
         return float(sum(p.double().sum() for p in model.parameters()))
 
 
-def run(model: str | torch.nn.Module, problems: Sequence[Problem], steps: int, *, n: int = 4,
-        temperature: float = 1.0, top_p: float = 1.0, max_tokens: int = 256,
-        stop: tuple[str, ...] = (), groups_per_step: int = 8, max_draws_per_step: int = 4,
-        reward: str | RewardFn = "binary", lr: float = 1e-6,
-        betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
-        max_grad_norm: float = 1.0, tis_cap: float = 2.0, seed: int = 0,
-        exec_limits: dict[str, Any] | None = None, max_model_len: int | None = None,
-        workers: int | None = None, device: str | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` on ``problems`` for ``steps`` steps. ``model`` is a name
-    ``resolve_model`` knows, or a transformers causal LM loaded in float32, which is trained
-    in place (so the caller can read its weights afterwards). Returns one dict of metrics per
-    step: ``loss`` and ``grad_norm`` (absent in a step with no informative group),
-    ``weights_digest`` after the step, and under ``_groups`` and ``_samples`` what was
-    trained on and every judged sample."""
+def run(model: str | torch.nn.Module, problems: Sequence[Problem], algo: AlgoConfig,
+        learner: LearnerConfig, reward: RewardFn, *, seed: int, workers: int | None = None
+        ) -> list[dict[str, Any]]:
+    """Train ``model`` on ``problems`` for ``algo.steps`` steps with the run's own options
+    (``algo``: sampling, groups, the importance-weight cap; ``learner``: AdamW and gradient
+    clipping). ``model`` is a name ``resolve_model`` knows, or a transformers causal LM loaded
+    in float32, which is trained in place (so the caller can read its weights afterwards).
+    Returns one dict of metrics per step: ``loss`` and ``grad_norm`` (absent in a step with no
+    informative group), ``weights_digest`` after the step, and under ``_groups`` and
+    ``_samples`` what was trained on and every judged sample."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (the loss scores tokens at the sampling "
-                         f"temperature), got {temperature}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     policy = (AutoModelForCausalLM.from_pretrained(resolve_model(model), dtype=torch.float32)
               if isinstance(model, str) else model).to(device)
     tokenizer = AutoTokenizer.from_pretrained(policy.name_or_path)
-    limit = policy.config.max_position_embeddings
-    max_model_len = min(max_model_len or limit, limit)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, betas=betas,
-                                  weight_decay=weight_decay)
-    settings = SamplingSettings(n=n, temperature=temperature, top_p=top_p,
-                                max_tokens=max_tokens, stop=tuple(stop), seed=seed)
-    score = get_reward(reward) if isinstance(reward, str) else reward
-    limits = exec_limits or {"timeout_s": 5}
+    max_model_len = policy.config.max_position_embeddings
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=learner.lr,
+                                  betas=(learner.beta1, learner.beta2),
+                                  weight_decay=learner.weight_decay)
+    settings = algo.sampling(seed)
     stream = ProblemStream(list(problems), seed=seed)
     history = []
     with Runner(workers) as runner:
-        for step in range(1, steps + 1):
+        for step in range(1, algo.steps + 1):
             t0 = time.perf_counter()
             policy.eval()
             kept: list[TrainGroup] = []
             records: list[dict[str, Any]] = []
             dropped = draws = 0
-            while len(kept) < groups_per_step and draws < max_draws_per_step:
+            while len(kept) < algo.groups_per_step and draws < algo.max_draws_per_step:
                 draws += 1
-                for problem, ids in draw(stream, tokenizer, groups_per_step - len(kept),
-                                         max_model_len):
+                count = max(algo.groups_per_step - len(kept), algo.problems_per_draw)
+                for problem, ids in draw(stream, tokenizer, count, max_model_len):
                     scored, recs = rollout_group(policy, tokenizer, runner, problem, ids,
-                                                 settings, score, limits, max_model_len,
-                                                 step - 1)
+                                                 settings, reward, max_model_len, step - 1)
                     records += recs
                     if len(scored) < 2:  # sandbox errors left no group to compare within
                         continue
@@ -243,8 +232,8 @@ def run(model: str | torch.nn.Module, problems: Sequence[Problem], steps: int, *
                 "draws": draws,
                 "reward_mean": sum(r["reward"] for r in records) / max(1, len(records))}
             if kept:
-                m.update(train_step(policy, optimizer, kept, temperature=temperature,
-                                    tis_cap=tis_cap, max_grad_norm=max_grad_norm))
+                m.update(train_step(policy, optimizer, kept, temperature=algo.temperature,
+                                    tis_cap=algo.tis_cap, max_grad_norm=learner.max_grad_norm))
             m["weights_digest"] = weights_digest(policy)
             m["step_s"] = time.perf_counter() - t0
             m["_groups"], m["_samples"] = kept, records
@@ -252,7 +241,7 @@ def run(model: str | torch.nn.Module, problems: Sequence[Problem], steps: int, *
     return history
 
 
-def length_parity(verdict: dict, text: str) -> float:
+def length_parity(verdict: Verdict, text: str) -> float:
     """A stand-in reward for the random tiny model, which never passes a test: 1 for a
     completion of odd length. It varies within a group, so the loop has groups to train on."""
     return float(len(text) % 2)
@@ -281,11 +270,12 @@ def main(argv: list[str] | None = None) -> None:
                         "weights never pass a test, length_parity)")
     a = p.parse_args(argv)
     name = a.reward or ("length_parity" if a.model == TINY_MODEL else "binary")
-    reward = length_parity if name == "length_parity" else name
+    reward = length_parity if name == "length_parity" else get_reward(name)
     problems = shipped(languages=["python"])[: a.problems]
-    history = run(a.model, problems, a.steps, n=a.n, temperature=a.temperature,
-                  max_tokens=a.max_tokens, stop=tuple(a.stop),
-                  groups_per_step=a.groups_per_step, reward=reward, lr=a.lr, seed=a.seed)
+    algo = AlgoConfig(steps=a.steps, n=a.n, temperature=a.temperature,
+                      max_tokens=a.max_tokens, stop=list(a.stop),
+                      groups_per_step=a.groups_per_step, problems_per_draw=0)
+    history = run(a.model, problems, algo, LearnerConfig(lr=a.lr), reward, seed=a.seed)
     for m in history:
         trained = (f"loss {m['loss']:+.4g}  grad_norm {m['grad_norm']:.4f}" if "loss" in m
                    else "no informative group: no update")

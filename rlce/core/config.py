@@ -77,7 +77,9 @@ class AlgoConfig:
         at_least("algo.groups_per_step", self.groups_per_step, 1)
         at_least("algo.n", self.n, 1)
         at_least("algo.max_tokens", self.max_tokens, 1)
-        at_least("algo.temperature", self.temperature, 0)
+        if self.temperature <= 0:
+            raise ValueError(f"algo.temperature must be > 0 (the learner scores tokens at the "
+                             f"sampling temperature), got {self.temperature}")
         at_least("algo.max_draws_per_step", self.max_draws_per_step, 1)
         at_least("algo.problems_per_draw", self.problems_per_draw, 0)
         at_least("algo.staleness", self.staleness, 0)

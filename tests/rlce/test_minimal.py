@@ -8,14 +8,15 @@ import pytest
 import ray
 import torch
 
-from actors.rollout import RolloutConfig, spawn_rollout_actors
+from actors.rollout import spawn_rollout_actors
 from executors.fleet import ExecutorFleet, FleetConfig
-from learner.learner import Learner, LearnerConfig
+from learner.learner import Learner
 from rlce import minimal
-from rlce.controller import Controller, LoopConfig, ProblemStream
-from rlce.core.types import SamplingSettings, TrainGroup
+from rlce.controller import Controller
+from rlce.core.config import AlgoConfig, LearnerConfig, RolloutConfig
+from rlce.core.types import TrainGroup
+from rlce.data import ProblemStream
 from rlce.problems import shipped
-from rlce.rewards import REWARDS, register
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +26,9 @@ TEMPERATURE, MAX_TOKENS = 0.9, 24
 # and the loss (sum of A_i * T_i over the batch, see below) is not zero by symmetry
 STOP = ("z",)
 LR = 1e-3
-REWARD = "test_minimal_length_parity"
-if REWARD not in REWARDS:
-    register(REWARD)(minimal.length_parity)
+# one schema object of each kind drives both paths
+ALGO = AlgoConfig(steps=STEPS, groups_per_step=GROUPS, n=N, temperature=TEMPERATURE,
+                  max_tokens=MAX_TOKENS, stop=list(STOP), problems_per_draw=0, staleness=0)
 
 
 class RecordingLearner(Learner):
@@ -43,22 +44,19 @@ class RecordingLearner(Learner):
 def distributed_run(tiny_model: str, problems: list, lr: float = LR):
     """The full loop on the same settings: a Controller driving one RolloutActor on the
     transformers backend, an ExecutorFleet and a Learner, synchronous (staleness 0). Kept in
-    one function because the parts' config API is being reworked. Returns the per-step
+    one function. Returns the per-step
     metrics, the batches the learner stepped on, its weights after the run and the rollout
     engine's digest of the weights it was sent last."""
-    (engine,) = spawn_rollout_actors(RolloutConfig(model=tiny_model, backend="transformers",
-                                                   max_model_len=None, seed=SEED), 1)
-    learner = RecordingLearner(LearnerConfig(model=tiny_model, lr=lr, temperature=TEMPERATURE,
-                                             dtype="float32", seed=SEED))
+    (engine,) = spawn_rollout_actors(RolloutConfig(backend="transformers"), tiny_model, SEED,
+                                     1)
+    learner = RecordingLearner(LearnerConfig(lr=lr, dtype="float32"), ALGO, tiny_model,
+                               seed=SEED)
     learner.batches = []
-    loop = LoopConfig(steps=STEPS, groups_per_step=GROUPS, reward=REWARD, staleness=0,
-                      samples_kept=10_000,
-                      sampling=SamplingSettings(n=N, temperature=TEMPERATURE,
-                                                max_tokens=MAX_TOKENS, stop=STOP, seed=SEED))
     try:
         with ExecutorFleet(FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1)) as f:
             history = Controller(ProblemStream(problems, seed=SEED), [engine], f, learner,
-                                 loop).run()
+                                 ALGO, minimal.length_parity, seed=SEED, max_engine_restarts=0,
+                                 samples_kept=10_000).run()
         digest = ray.get(engine.weight_digest.remote())
     finally:
         ray.kill(engine)
@@ -121,9 +119,8 @@ def test_minimal_loop_and_distributed_loop_agree(ray_local, tiny_model):
     problems = shipped(languages=["python"])[:10]
     policy = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     before = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    mini = minimal.run(policy, problems, STEPS, n=N, temperature=TEMPERATURE,
-                       max_tokens=MAX_TOKENS, stop=STOP, groups_per_step=GROUPS,
-                       reward=REWARD, lr=LR, seed=SEED, workers=1)
+    mini = minimal.run(policy, problems, ALGO, LearnerConfig(lr=LR), minimal.length_parity,
+                       seed=SEED, workers=1)
     dist, batches, learner_weights, engine_digest = distributed_run(tiny_model, problems)
 
     assert len(mini) == len(dist) == len(batches) == STEPS
