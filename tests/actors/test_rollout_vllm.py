@@ -16,6 +16,8 @@ from rlce.core.weights import WeightUpdateError
 
 from .conftest import forward_logprobs, greedy_transformers, reference_model
 
+pytestmark = pytest.mark.slow  # a vLLM engine on Ray
+
 MAX_ABS_LOGPROB_ERR = 2e-3   # fp32 on both sides: kernels differ, not the maths
 MEAN_ABS_LOGPROB_ERR = 2e-4
 
@@ -90,6 +92,7 @@ def test_logprob_parity_with_transformers(vllm_actor, tiny_model, temperature):
     assert diffs.mean() < MEAN_ABS_LOGPROB_ERR
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")
 def test_update_weights_then_greedy_matches_transformers(vllm_actor, tiny_model):
     original = load_file(f"{tiny_model}/model.safetensors")
     gen = torch.Generator().manual_seed(3)
@@ -98,27 +101,27 @@ def test_update_weights_then_greedy_matches_transformers(vllm_actor, tiny_model)
     greedy = SamplingSettings(n=1, temperature=0.0, max_tokens=20)
     before = collect(vllm_actor, [prompt], greedy)[0]
     v0 = ray.get(vllm_actor.get_version.remote())
-    try:
-        t0 = time.perf_counter()
-        report = ray.get(vllm_actor.update_weights.remote(changed))
-        print(f"update_weights of {report['bytes'] / 1e6:.1f} MB: engine {report['seconds']:.3f}s,"
-              f" call {time.perf_counter() - t0:.3f}s")
-        assert report["version"] == v0 + 1 == ray.get(vllm_actor.get_version.remote())
-        after = collect(vllm_actor, [prompt], greedy)[0]
-        assert after.policy_version == v0 + 1
-        assert after.completion_ids != before.completion_ids
-        ref = reference_model(tiny_model)
-        ref.load_state_dict(changed, strict=False)
-        assert list(after.completion_ids) == greedy_transformers(ref, after.prompt_ids, 20)
-        diffs = (forward_logprobs(ref, after.prompt_ids, after.completion_ids)
-                 - torch.tensor(after.logprobs)).abs()
-        assert diffs.max() < MAX_ABS_LOGPROB_ERR
-    finally:
-        ray.get(vllm_actor.update_weights.remote(original))
+    t0 = time.perf_counter()
+    report = ray.get(vllm_actor.update_weights.remote(changed))
+    print(f"update_weights of {report['bytes'] / 1e6:.1f} MB: engine {report['seconds']:.3f}s,"
+          f" call {time.perf_counter() - t0:.3f}s")
+    assert report["version"] == v0 + 1 == ray.get(vllm_actor.get_version.remote())
+    after = collect(vllm_actor, [prompt], greedy)[0]
+    assert after.policy_version == v0 + 1
+    assert after.completion_ids != before.completion_ids
+    ref = reference_model(tiny_model)
+    ref.load_state_dict(changed, strict=False)
+    assert list(after.completion_ids) == greedy_transformers(ref, after.prompt_ids, 20)
+    diffs = (forward_logprobs(ref, after.prompt_ids, after.completion_ids)
+             - torch.tensor(after.logprobs)).abs()
+    assert diffs.max() < MAX_ABS_LOGPROB_ERR
+    # and back: nothing of the changed weights (no cached prefix) outlives the next update
+    ray.get(vllm_actor.update_weights.remote(original))
     restored = collect(vllm_actor, [prompt], greedy)[0]
     assert restored.completion_ids == before.completion_ids
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")  # in case the engine takes a bad update
 @pytest.mark.parametrize("bad", ["shape", "name", "missing", "nan"])
 def test_bad_update_is_rejected_whole_and_engine_unchanged(vllm_actor, tiny_model, bad):
     sd = {k: v.clone() for k, v in load_file(f"{tiny_model}/model.safetensors").items()}
@@ -189,6 +192,7 @@ def test_bad_prompts_get_clear_errors_and_the_actor_keeps_serving(vllm_actor):
                        SamplingSettings(max_tokens=4))) == 1
 
 
+@pytest.mark.usefixtures("restores_vllm_actor")
 def test_update_during_a_request_keeps_it_and_reports_both_versions(vllm_actor, tiny_model):
     """inflight_update="keep": the running requests survive the swap and say so."""
     # 16 requests of 450 tokens take about 2.6 s on the tiny model here (one takes about 1 s,

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.ray_nodes import free_ports, start_nodes, stop_nodes
+
+pytestmark = pytest.mark.slow  # a three-node Ray cluster and an rlce submit
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -17,7 +17,7 @@ JOBS = [
 def test_run_streams_one_verdict_per_line():
     stdin = "\n".join(j if isinstance(j, str) else json.dumps(j) for j in JOBS) + "\n"
     p = subprocess.run([sys.executable, "-m", "executors", "run", "--workers", "1"],
-                       input=stdin, capture_output=True, text=True, timeout=120)
+                       input=stdin, capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0, p.stderr
     out = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(out) == 4
@@ -29,7 +29,7 @@ def test_run_streams_one_verdict_per_line():
 
 def test_selfcheck_reports_isolation():
     p = subprocess.run([sys.executable, "-m", "executors", "selfcheck"], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, check=False)
     assert p.returncode == 0, p.stderr
     probe = json.loads(p.stdout)
     assert probe["isolation"] == "ok" and probe["Seccomp"] == "2" and probe["uid"] != 0

@@ -20,6 +20,8 @@ from tests.ray_nodes import start_nodes, stop_nodes
 
 from .conftest import asserts_job, io_job
 
+pytestmark = pytest.mark.slow  # executor actors on Ray, thousands of jobs
+
 
 def mixed(n: int, tag: str) -> list[dict]:
     jobs = []

@@ -2,7 +2,11 @@
 
 from collections import Counter
 
+import pytest
+
 from tests.executors.conftest import asserts_job, io_job
+
+pytestmark = pytest.mark.slow  # 5,000 sandboxed jobs
 
 
 def test_five_thousand_jobs_each_get_one_verdict(runner):

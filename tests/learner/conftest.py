@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
-from learner.learner import Learner
 from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import ScoredSample, TrainGroup
+
+if TYPE_CHECKING:
+    from learner.learner import Learner
 
 LEARNER_OPTIONS = {f.name for f in dataclasses.fields(LearnerConfig)}
 
@@ -25,6 +28,9 @@ def configs(**changes) -> tuple[LearnerConfig, AlgoConfig]:
 @pytest.fixture
 def make_learner(tiny_model) -> Callable[..., Learner]:
     """``make_learner(resume_from=None, **changes)``: a Learner of the tiny model."""
+    # imported here: learner.learner imports ray, which the fast tier (test_losses) never needs
+    from learner.learner import Learner
+
     def make(resume_from: str | None = None, **changes) -> Learner:
         return Learner(*configs(**changes), tiny_model, seed=0, resume_from=resume_from)
     return make

@@ -10,6 +10,8 @@ from learner.learner import Learner
 
 from .conftest import configs, fixed_groups
 
+pytestmark = pytest.mark.slow  # an FSDP group of Ray actors
+
 
 def test_fsdp_group_matches_a_single_learner(ray_local, tiny_model, tmp_path):
     cfg, algo = configs(actors=2)

