@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from executors.fleet import FleetConfig
+from executors.config import FleetConfig
 from rlce.core.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, one_of
 from rlce.rewards import REWARDS
 

@@ -16,14 +16,14 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ray.actor import ActorHandle
-
 from rlce.config import ConfigError, DataConfig, EvalConfig
 from rlce.core.config import AlgoConfig
 from rlce.core.types import SamplingSettings
 from rlce.data import Problem, load_jsonl, parse_problem, pass_at_k
 
 if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
     from rlce.controller import Fleet
 
 logger = logging.getLogger(__name__)

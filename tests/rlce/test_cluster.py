@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import ray
+
+pytestmark = pytest.mark.slow  # a local Ray instance
 
 
 def test_local_ray_workers_run_at_the_drivers_priority(ray_local):

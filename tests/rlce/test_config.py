@@ -9,7 +9,7 @@ import typing
 
 import pytest
 
-from executors.fleet import FleetConfig
+from executors.config import FleetConfig
 from rlce.cli import load_config
 from rlce.config import TrainConfig
 from rlce.core.config import AlgoConfig, LearnerConfig, RolloutConfig
