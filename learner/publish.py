@@ -58,7 +58,7 @@ def publish_weights(named: dict[str, torch.Tensor], actors: list[Any], version: 
         for actor, call in zip(actors, calls):
             try:
                 reports.append(ray.get(call))
-            except Exception as e:  # collected, then reported together below
+            except Exception as e:  # noqa: BLE001 -- collected, then reported together below
                 failures.append((actor, e))
     finally:
         if path is not None:

@@ -25,8 +25,8 @@ What it leaves out, on purpose: Ray (no actors), vLLM (transformers generates on
 at a time), asynchrony and the staleness bound (every sample comes from the current policy),
 FSDP, mini-batches and micro-batch packing (one forward pass per completion), a KL term,
 estimators other than GRPO and aggregations other than token mean, over-long filtering or
-penalties, checkpoints and resuming, W&B, evaluation, and replacing dead engines. The full loop is ``rlce.controller``
-with ``actors``, ``executors.fleet`` and ``learner``.
+penalties, checkpoints and resuming, W&B, evaluation, and replacing dead engines. The full
+loop is ``rlce.controller`` with ``actors``, ``executors.fleet`` and ``learner``.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def token_logprobs(model: Any, prompt_ids: Sequence[int], completion_ids: Sequen
     return logits_1_T_V.log_softmax(-1).gather(-1, ids[:, len(prompt_ids):, None]).squeeze(-1)
 
 
-def train_step(model: Any, optimizer: torch.optim.Optimizer, groups: list[TrainGroup], *,
-               temperature: float, tis_cap: float, max_grad_norm: float) -> dict[str, float]:
+def train_step(model: Any, optimizer: torch.optim.Optimizer, groups: list[TrainGroup],
+               algo: AlgoConfig, max_grad_norm: float) -> dict[str, float]:
     """One optimiser step on the kept groups: GRPO advantages, the token-mean policy-gradient
     loss with truncated importance weights, gradient clipping, AdamW."""
     rows: list[tuple[ScoredSample, float]] = []
@@ -155,14 +155,14 @@ def train_step(model: Any, optimizer: torch.optim.Optimizer, groups: list[TrainG
     model.train()
     loss_sum = 0.0
     for s, advantage in rows:
-        logp_1_T = token_logprobs(model, s.prompt_ids, s.completion_ids, temperature)
+        logp_1_T = token_logprobs(model, s.prompt_ids, s.completion_ids, algo.temperature)
         old_1_T = logp_1_T.detach()  # pi_old: the policy before the step, i.e. pi itself
         mu_1_T = torch.tensor([s.behaviour_logprobs], device=logp_1_T.device)
-        w_1_T = losses.truncated_importance_weights(old_1_T, mu_1_T, tis_cap)
-        loss, _ = losses.ppo_clip_loss(
-            logp_1_T, old_1_T, torch.tensor([advantage], device=logp_1_T.device),
-            torch.ones_like(logp_1_T), aggregation="token_mean", is_weights_B_T=w_1_T,
-            total_tokens=total_tokens)
+        loss, _ = losses.policy_loss(
+            logp_1_T, old_1_T, mu_1_T, torch.tensor([advantage], device=logp_1_T.device),
+            torch.ones_like(logp_1_T), clip_low=algo.clip_low, clip_high=algo.clip_high,
+            tis_cap=algo.tis_cap, aggregation="token_mean", norm_tokens=None, kl_coef=0.0,
+            kl_kind=algo.kl_kind, total_tokens=total_tokens)
         # every completion's share of the batch's token mean: the gradients add up to it
         loss.backward()
         loss_sum += float(loss.detach())
@@ -232,8 +232,7 @@ def run(model: str | torch.nn.Module, problems: Sequence[Problem], algo: AlgoCon
                 "draws": draws,
                 "reward_mean": sum(r["reward"] for r in records) / max(1, len(records))}
             if kept:
-                m.update(train_step(policy, optimizer, kept, temperature=algo.temperature,
-                                    tis_cap=algo.tis_cap, max_grad_norm=learner.max_grad_norm))
+                m.update(train_step(policy, optimizer, kept, algo, learner.max_grad_norm))
             m["weights_digest"] = weights_digest(policy)
             m["step_s"] = time.perf_counter() - t0
             m["_groups"], m["_samples"] = kept, records

@@ -161,6 +161,9 @@ class LearnerConfig:
     dtype: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU; or float32, bfloat16
     gradient_checkpointing: bool = False
     micro_batch_tokens: int = 4096  # padded tokens per forward/backward pass
+    # completion tokens whose [tokens, vocabulary] logits exist at once (forward and
+    # backward), so the learner's memory does not grow with vocabulary x tokens
+    logit_chunk_tokens: int = 1024
     # optimizer steps per batch, each on a slice of its samples; > 1 makes pi_old differ
     # from pi, so that algo.clip_low/clip_high act
     mini_batches: int = 1
@@ -176,6 +179,7 @@ class LearnerConfig:
         at_least("learner.lr", self.lr, 0)
         at_least("learner.warmup_steps", self.warmup_steps, 0)
         at_least("learner.micro_batch_tokens", self.micro_batch_tokens, 1)
+        at_least("learner.logit_chunk_tokens", self.logit_chunk_tokens, 1)
         at_least("learner.mini_batches", self.mini_batches, 1)
         at_least("learner.actors", self.actors, 0)
         if not 0 <= self.min_lr_ratio <= 1:

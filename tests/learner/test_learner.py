@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from learner.learner import BatchError, lr_factor
+from learner.learner import STEP_METRICS, BatchError, lr_factor
 from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import TrainGroup
 
@@ -34,6 +34,7 @@ def test_step_raises_positive_and_lowers_negative_advantage(make_learner):
     for key in ("loss", "clip_frac", "kl", "entropy", "grad_norm", "lr", "tokens_per_s",
                 "is_weight_mean", "is_weight_max_raw", "is_truncated_frac"):
         assert math.isfinite(metrics[key]), key
+    assert metrics.keys() == STEP_METRICS.keys()  # each has its rule for merging ranks
     assert metrics["step"] == 1 and metrics["grad_norm"] > 0 and metrics["entropy"] > 0
     assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)  # behaviour == learner
 
@@ -65,10 +66,17 @@ def test_kl_to_the_frozen_reference(make_learner):
     assert learner.step(groups)["kl"] > 1e-6  # and apart after one update
 
 
-def test_second_mini_batch_is_clipped_against_the_old_policy(make_learner):
-    learner = make_learner(mini_batches=2, lr=5e-3)
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_the_clip_acts_only_with_several_updates_per_batch(make_learner, mini_batches):
+    # the second mini-batch's ratio is against the policy before the first one's update; with
+    # one update per batch pi_old is pi and the ratio is exactly 1
+    learner = make_learner(mini_batches=mini_batches, lr=5e-3)
     m = learner.step(fixed_groups(learner))
-    assert m["step"] == 2 and m["clip_frac"] > 0
+    assert m["step"] == mini_batches
+    if mini_batches == 1:
+        assert m["clip_frac"] == 0.0
+    else:
+        assert m["clip_frac"] > 0
 
 
 def test_stale_samples_are_corrected_by_truncated_importance_weights(make_learner):
