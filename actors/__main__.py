@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rlce.core.config import ModelConfig
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m actors")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench", help="tokens/s: bare vLLM vs RolloutActor(s)")
-    b.add_argument("--model", default="smollm2-135m-instruct")
+    b.add_argument("--model", default=ModelConfig.name)
     b.add_argument("--prompts", type=int, default=16)
     b.add_argument("--n", type=int, default=4)
     b.add_argument("--max-tokens", type=int, default=128)

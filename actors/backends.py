@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from rlce.core.config import RolloutConfig
 from rlce.core.types import SamplingSettings
 from rlce.core.weights import write_shm_safetensors
 
@@ -29,6 +30,7 @@ class Completion:
 class Backend(Protocol):
     name: str
     max_model_len: int
+    details: dict[str, Any]  # how the engine runs (executor, threads), for the actor's info()
 
     async def start(self) -> None: ...
 
@@ -39,6 +41,8 @@ class Backend(Protocol):
                            ) -> None: ...
 
     async def load_weights_file(self, path: str, inflight: InflightMode) -> None: ...
+
+    async def weight_digest(self) -> float: ...
 
     async def shutdown(self) -> None: ...
 
@@ -65,26 +69,20 @@ class VLLMBackend:
     Without CUDA and with one tensor-parallel rank, the model runs inside the engine-core
     process (vLLM's ``uni`` executor) on ``cpu_threads`` torch threads. vLLM's CPU default
     runs it in a worker process of its own and keeps a core for the engine core, which
-    busy-polls that worker while requests run, so on 2 cores the model got one thread.
-    Measured here (SmolLM2-135M fp32, 256 samples): 87 s with vLLM's default, 63 s
-    in-process with 2 threads, 81 s in-process with 1."""
+    busy-polls that worker while requests run, so on 2 cores the model would get one thread
+    (README: "vLLM on CPU" has the measurements)."""
 
     name = "vllm"
 
-    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None,
-                 tensor_parallel_size: int = 1, seed: int = 0,
-                 gpu_memory_utilization: float = 0.85, enforce_eager: bool = True,
-                 kv_cache_gb: float = 2.0, cpu_threads: int = 0,
-                 engine_kwargs: dict | None = None) -> None:
+    def __init__(self, model: str, cfg: RolloutConfig, seed: int) -> None:
         self.model = model
-        self.cpu_threads = cpu_threads
-        self.kwargs = dict(model=model, dtype=dtype, max_model_len=max_model_len,
-                           tensor_parallel_size=tensor_parallel_size, seed=seed,
-                           gpu_memory_utilization=gpu_memory_utilization,
-                           enforce_eager=enforce_eager, logprobs_mode="processed_logprobs",
-                           worker_extension_cls="actors.worker_ext.WeightLoader",
-                           **(engine_kwargs or {}))
-        self.kv_cache_gb = kv_cache_gb
+        self.cpu_threads = cfg.cpu_threads
+        self.kwargs = dict(model=model, dtype=cfg.dtype, max_model_len=cfg.max_model_len,
+                           tensor_parallel_size=cfg.tensor_parallel_size, seed=seed,
+                           gpu_memory_utilization=cfg.gpu_memory_utilization,
+                           enforce_eager=cfg.enforce_eager, logprobs_mode="processed_logprobs",
+                           worker_extension_cls="actors.worker_ext.WeightLoader")
+        self.kv_cache_gb = cfg.kv_cache_gb
         self.engine = None
         self.details: dict[str, Any] = {}  # how the engine runs, once started
         self.max_model_len = 0
@@ -181,18 +179,18 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model: str, *, dtype: str = "float32", max_model_len: int | None = None,
-                 seed: int = 0, device: str | None = None) -> None:
+    def __init__(self, model: str, cfg: RolloutConfig, seed: int) -> None:
         self.model_path = model
-        self.dtype = getattr(torch, dtype) if dtype != "auto" else torch.float32
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = getattr(torch, cfg.dtype) if cfg.dtype != "auto" else torch.float32
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.seed = seed
-        self.requested_len = max_model_len
+        self.requested_len = cfg.max_model_len
         self.lock = threading.Lock()
         self.cancelled: set[str] = set()
         self.model = None
         self.tokenizer = None
         self.max_model_len = 0
+        self.details: dict[str, Any] = {}
 
     async def start(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -10,11 +10,12 @@ from typing import Any
 import ray
 
 from rlce.core.cluster import ensure_ray
+from rlce.core.config import RolloutConfig
 from rlce.core.models import resolve_model
 from rlce.core.types import Prompt, SamplingSettings
 
 from .backends import VLLMBackend
-from .rollout import RolloutConfig, RolloutPool, prompt_token_ids, spawn_rollout_actors
+from .rollout import RolloutPool, prompt_token_ids, spawn_rollout_actors
 
 TASKS = [
     "Write a Python function that returns the n-th Fibonacci number.",
@@ -33,14 +34,12 @@ def bench_prompts(count: int) -> list[Prompt]:
                                              + f" (variant {i})"},)) for i in range(count)]
 
 
-async def _bare(cfg: RolloutConfig, prompts: list[Prompt], settings: SamplingSettings,
-                warmup: list[Prompt]) -> tuple[float, int]:
+async def _bare(cfg: RolloutConfig, path: str, prompts: list[Prompt],
+                settings: SamplingSettings, warmup: list[Prompt]) -> tuple[float, int]:
     from transformers import AutoTokenizer
 
-    path = resolve_model(cfg.model)
     tok = AutoTokenizer.from_pretrained(path)
-    be = VLLMBackend(path, dtype=cfg.dtype, max_model_len=cfg.max_model_len, seed=cfg.seed,
-                     kv_cache_gb=cfg.kv_cache_gb)
+    be = VLLMBackend(path, cfg, seed=0)
     await be.start()
 
     async def run(ps: list[Prompt]) -> int:
@@ -67,9 +66,9 @@ async def _collect(stream):
     return last
 
 
-def _actors(cfg: RolloutConfig, count: int, prompts: list[Prompt], settings: SamplingSettings,
-            warmup: list[Prompt]) -> tuple[float, int, float]:
-    actors = spawn_rollout_actors(cfg, count)
+def _actors(cfg: RolloutConfig, path: str, count: int, prompts: list[Prompt],
+            settings: SamplingSettings, warmup: list[Prompt]) -> tuple[float, int, float]:
+    actors = spawn_rollout_actors(cfg, path, 0, count)
     try:
         pool = RolloutPool(actors)
         list(pool.generate(warmup, settings))
@@ -81,7 +80,7 @@ def _actors(cfg: RolloutConfig, count: int, prompts: list[Prompt], settings: Sam
         from safetensors.torch import load_file
 
         weights = {}
-        for f in sorted(Path(resolve_model(cfg.model)).glob("*.safetensors")):
+        for f in sorted(Path(path).glob("*.safetensors")):
             weights.update(load_file(f))
         t1 = time.perf_counter()
         pool.update_weights(weights, 1)
@@ -93,20 +92,20 @@ def _actors(cfg: RolloutConfig, count: int, prompts: list[Prompt], settings: Sam
 
 
 def main(args: Any) -> int:
-    cfg = RolloutConfig(model=args.model, max_model_len=2048, kv_cache_gb=args.kv_cache_gb,
-                        resources={"num_cpus": 1})
+    cfg = RolloutConfig(kv_cache_gb=args.kv_cache_gb)
+    path = resolve_model(args.model)
     prompts = bench_prompts(args.prompts)
     warmup = bench_prompts(2)
     settings = SamplingSettings(n=args.n, temperature=1.0, max_tokens=args.max_tokens, seed=0)
     total = len(prompts) * settings.n
-    print(f"model {resolve_model(cfg.model)}; {len(prompts)} prompts x n={settings.n} = {total} "
+    print(f"model {path}; {len(prompts)} prompts x n={settings.n} = {total} "
           f"requests, max_tokens {settings.max_tokens}, {cfg.dtype}")
-    bare_s, bare_tokens = asyncio.run(_bare(cfg, prompts, settings, warmup))
+    bare_s, bare_tokens = asyncio.run(_bare(cfg, path, prompts, settings, warmup))
     bare = bare_tokens / bare_s
     print(f"  bare vLLM (AsyncLLM in-process)  {bare:8.1f} tokens/s  ({bare_tokens} tokens, "
           f"{bare_s:.1f}s)")
     ensure_ray()
-    act_s, act_tokens, update_s = _actors(cfg, args.actors, prompts, settings, warmup)
+    act_s, act_tokens, update_s = _actors(cfg, path, args.actors, prompts, settings, warmup)
     act = act_tokens / act_s
     print(f"  {args.actors} RolloutActor(s) via Ray     {act:8.1f} tokens/s  ({act_tokens} tokens, "
           f"{act_s:.1f}s)")

@@ -17,12 +17,12 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import ray
 
+from rlce.core.config import RolloutConfig
 from rlce.core.models import resolve_model
 from rlce.core.types import Prompt, Sample, SamplingSettings
 from rlce.core.weights import WeightSpec
@@ -43,40 +43,15 @@ class PromptError(ValueError):
     """A prompt cannot be generated from (empty, or too long for the model's context)."""
 
 
-@dataclass
-class RolloutConfig:
-    """One rollout engine. ``resources`` are the Ray actor options it is placed by."""
-
-    model: str = "smollm2-135m-instruct"
-    backend: str = "vllm"  # or "transformers"
-    dtype: str = "float32"
-    max_model_len: int | None = 2048
-    tensor_parallel_size: int = 1
-    seed: int = 0
-    gpu_memory_utilization: float = 0.85
-    enforce_eager: bool = True
-    kv_cache_gb: float = 2.0
-    cpu_threads: int = 0  # without CUDA: the engine's torch threads (0: every core it may use)
-    inflight_update: str = "keep"
-    resources: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("vllm", "transformers"):
-            raise ValueError(f"rollout backend must be 'vllm' or 'transformers', "
-                             f"got {self.backend!r}")
-        if self.inflight_update not in ("keep", "wait", "abort"):
-            raise ValueError(f"inflight_update must be keep, wait or abort, "
-                             f"got {self.inflight_update!r}")
-
-
 class Rollout:
     """The actor's body, also usable in-process (``asyncio``) without Ray."""
 
-    def __init__(self, cfg: RolloutConfig, name: str = "rollout-0") -> None:
+    def __init__(self, cfg: RolloutConfig, model: str, seed: int, name: str) -> None:
         self.cfg = cfg
         self.name = name
+        self.seed = seed
         self.version = 0
-        self.model_path = resolve_model(cfg.model)
+        self.model_path = resolve_model(model)
         self.spec = WeightSpec.from_folder(self.model_path)
         self.tokenizer = None
         self.backend: Backend = self._make_backend()
@@ -88,13 +63,8 @@ class Rollout:
     def _make_backend(self) -> Backend:
         c = self.cfg
         if c.backend == "transformers":
-            return TransformersBackend(self.model_path, dtype=c.dtype,
-                                       max_model_len=c.max_model_len, seed=c.seed)
-        return VLLMBackend(self.model_path, dtype=c.dtype, max_model_len=c.max_model_len,
-                           tensor_parallel_size=c.tensor_parallel_size, seed=c.seed,
-                           gpu_memory_utilization=c.gpu_memory_utilization,
-                           enforce_eager=c.enforce_eager, kv_cache_gb=c.kv_cache_gb,
-                           cpu_threads=c.cpu_threads)
+            return TransformersBackend(self.model_path, c, self.seed)
+        return VLLMBackend(self.model_path, c, self.seed)
 
     async def start(self) -> dict[str, Any]:
         """Load the tokenizer and start the engine (about half a minute for vLLM on CPU)."""
@@ -110,7 +80,7 @@ class Rollout:
         return {"name": self.name, "backend": self.backend.name, "model": self.model_path,
                 "max_model_len": self.backend.max_model_len, "version": self.version,
                 "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized()
-                else None, **getattr(self.backend, "details", {})}
+                else None, **self.backend.details}
 
     def get_version(self) -> int:
         return self.version
@@ -225,20 +195,14 @@ class Rollout:
         engine and bump the policy version (to ``version`` when given, else by one). A set
         with a wrong name, shape or dtype, or a NaN, is rejected whole (WeightUpdateError)
         and the engine is unchanged."""
-        nbytes = self.spec.check(named)
-        new_version = self._next_version(version)
-        t0 = time.perf_counter()
-        await self.backend.load_weights(named, self.cfg.inflight_update)  # type: ignore[arg-type]
-        return self._updated(new_version, t0, nbytes)
+        return await self._update(self.spec.check(named), version, lambda: self.backend
+                                  .load_weights(named, self.cfg.inflight_update))
 
     async def update_weights_from_file(self, path: str, version: int | None = None
                                        ) -> dict[str, Any]:
         """The same from a safetensors file on this node (a publisher's shared-memory file)."""
-        nbytes = self.spec.check_file(path)
-        new_version = self._next_version(version)
-        t0 = time.perf_counter()
-        await self.backend.load_weights_file(path, self.cfg.inflight_update)  # type: ignore[arg-type]
-        return self._updated(new_version, t0, nbytes)
+        return await self._update(self.spec.check_file(path), version, lambda: self.backend
+                                  .load_weights_file(path, self.cfg.inflight_update))
 
     def check_weight_meta(self, meta: dict[str, tuple[tuple[int, ...], bool]],
                           version: int) -> None:
@@ -246,7 +210,12 @@ class Rollout:
         self.spec.check_meta(meta)
         self._next_version(version)
 
-    def _updated(self, new_version: int, t0: float, nbytes: int) -> dict[str, Any]:
+    async def _update(self, nbytes: int, version: int | None,
+                      load: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+        """Load an update whose payload passed its check, and move to the new version."""
+        new_version = self._next_version(version)
+        t0 = time.perf_counter()
+        await load()
         self.version = new_version
         self.stats["updates"] += 1
         return {"version": self.version, "seconds": time.perf_counter() - t0, "bytes": nbytes,
@@ -263,15 +232,15 @@ class Rollout:
 RolloutActor = ray.remote(Rollout)
 
 
-def spawn_rollout_actors(cfg: RolloutConfig, count: int = 1) -> list[Any]:
-    """Start ``count`` RolloutActors placed by ``cfg.resources`` and wait until their engines
-    are up. Engines start side by side."""
-    opts = dict(cfg.resources)
-    if cfg.backend == "vllm" and "runtime_env" not in opts:
+def spawn_rollout_actors(cfg: RolloutConfig, model: str, seed: int, count: int) -> list[Any]:
+    """Start ``count`` RolloutActors of ``model`` placed by ``cfg``'s Ray resources and wait
+    until their engines are up. Engines start side by side."""
+    opts = cfg.actor_options()
+    if cfg.backend == "vllm":
         # vLLM starts its engine core with multiprocessing; spawn is safe inside Ray workers
         opts["runtime_env"] = {"env_vars": {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}}
     tag = uuid.uuid4().hex[:4]
-    actors = [RolloutActor.options(**opts).remote(cfg, f"{cfg.backend}-{tag}-{i}")
+    actors = [RolloutActor.options(**opts).remote(cfg, model, seed, f"{cfg.backend}-{tag}-{i}")
               for i in range(count)]
     ray.get([a.start.remote() for a in actors])
     return actors

@@ -22,40 +22,14 @@ from typing import Any
 
 import ray
 
+from .config import FleetConfig
 from .runner import Runner
 from .sandbox import SandboxConfig
-from .schema import job_id_of
+from .schema import Verdict, job_id_of
 
 
 class FleetError(RuntimeError):
     """The fleet cannot judge jobs any more; the message says why."""
-
-
-@dataclass
-class FleetConfig:
-    """``resource``: a custom Ray resource each executor actor asks one unit of (give it only
-    to the CPU node type that should run sandboxes); None places actors anywhere."""
-
-    min_actors: int = 1
-    max_actors: int = 4
-    workers_per_actor: int | None = None  # None: the node's cores
-    actor_cpus: float = 1.0
-    resource: str | None = None
-    max_in_flight_per_actor: int | None = None  # None: 16 per worker
-    max_pending: int = 10_000
-    max_retries: int = 2
-    dedup: bool = True
-    dedup_window: int = 4096
-    idle_shrink_s: float = 30.0
-    request_resources: bool = True
-    sandbox: dict[str, Any] | None = None  # SandboxConfig fields for every actor's sandboxes
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_actors <= self.max_actors or self.max_actors < 1:
-            raise ValueError(f"executor fleet needs 0 <= min_actors <= max_actors and "
-                             f"max_actors >= 1, got {self.min_actors}..{self.max_actors}")
-        if self.max_pending < 1:
-            raise ValueError(f"executor.max_pending must be >= 1, got {self.max_pending}")
 
 
 def require_ray() -> None:
@@ -183,7 +157,15 @@ class ExecutorFleet:
         with self._count_lock:
             self._outstanding += 1
             self._outstanding_peak = max(self._outstanding_peak, self._outstanding)
-        self._in.put((job, on_verdict, time.monotonic()))
+        self._in.put((self._with_default_limits(job), on_verdict, time.monotonic()))
+
+    def _with_default_limits(self, job: dict) -> dict:
+        """``job`` with the fleet's time limit when it sets none of its own (a malformed job
+        goes on as it is: the runner names the problem)."""
+        limits = job.get("limits", {}) if isinstance(job, dict) else None
+        if self.cfg.timeout_s is None or not isinstance(limits, dict) or "timeout_s" in limits:
+            return job
+        return {**job, "limits": {**limits, "timeout_s": self.cfg.timeout_s}}
 
     def verdicts(self, timeout: float | None = None) -> Iterator[dict]:
         """Verdicts of jobs submitted without a callback, as they complete."""
@@ -375,10 +357,10 @@ class ExecutorFleet:
             e.attempts += 1
             self.counters["retries"] += 1
             if e.attempts > self.cfg.max_retries:
-                self._finish(e, {"id": job_id_of(e.job), "status": "sandbox_error",
-                                 "passed": 0, "total": 0, "tests": [], "duration_s": 0.0,
-                                 "stdout": "", "stderr": "", "retries": e.attempts,
-                                 "message": f"executor actor lost {e.attempts} times: {why}"})
+                lost = Verdict(job_id_of(e.job), "sandbox_error", passed=0, total=0, tests=[],
+                               duration_s=0.0, retries=e.attempts,
+                               message=f"executor actor lost {e.attempts} times: {why}")
+                self._finish(e, lost.to_dict())
             else:
                 self._pending.appendleft(e)
         left.clear()

@@ -8,23 +8,15 @@ with a message that names the bad field.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 SCHEMA_VERSION = 1
 LANGUAGES = ("python", "javascript", "go", "rust", "cpp")
 FORMATS = ("check", "asserts", "io", "call")
 COMPARATORS = ("exact", "whitespace", "float")
-STATUSES = (
-    "passed",
-    "failed",
-    "compile_error",
-    "runtime_error",
-    "timeout",
-    "memory_limit",
-    "output_limit",
-    "sandbox_error",
-    "invalid_job",
-)
+Status = Literal["passed", "failed", "compile_error", "runtime_error", "timeout",
+                 "memory_limit", "output_limit", "sandbox_error", "invalid_job"]
+STATUSES: tuple[Status, ...] = get_args(Status)
 # which test formats each language supports
 SUPPORTED = {
     "python": ("check", "asserts", "io", "call"),
@@ -72,7 +64,7 @@ class TestResult:
 @dataclass
 class Verdict:
     id: str
-    status: str
+    status: Status
     passed: int
     total: int
     tests: list[TestResult]
@@ -87,6 +79,14 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return self.status == "passed"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        """A verdict as ``python -m executors run`` and the fleet write it."""
+        if d.get("status") not in STATUSES:
+            raise ValueError(f"verdict {d.get('id')!r} has an unknown status {d.get('status')!r}")
+        tests = [TestResult(**t) for t in d.get("tests", [])]
+        return cls(**{**d, "tests": tests})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

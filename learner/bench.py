@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import ScoredSample, TrainGroup
 
-from .learner import Learner, LearnerConfig
+from .learner import Learner
 
 
 def synthetic_groups(groups: int, n: int, prompt_len: int, completion_len: int,
@@ -27,8 +28,8 @@ def synthetic_groups(groups: int, n: int, prompt_len: int, completion_len: int,
 
 
 def main(args: Any) -> int:
-    cfg = LearnerConfig(model=args.model, micro_batch_tokens=args.micro_batch_tokens, lr=1e-6)
-    learner = Learner(cfg)
+    cfg = LearnerConfig(micro_batch_tokens=args.micro_batch_tokens, lr=1e-6)
+    learner = Learner(cfg, AlgoConfig(), args.model, seed=0)
     groups = synthetic_groups(args.groups, args.n, args.prompt_len, args.completion_len,
                               learner.model.config.vocab_size)
     learner.step(groups[:1])  # warm-up

@@ -46,7 +46,9 @@ def full_state_dict(model: torch.nn.Module, prefix: str = "",
 
 
 def all_reduce(values: list[float], op: str = "sum") -> list[float]:
+    """``values`` reduced elementwise over the ranks with ``op``: sum, max or min."""
+    ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
     t = torch.tensor(values, dtype=torch.float64,
                      device="cuda" if torch.cuda.is_available() else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=ops[op])
     return t.tolist()

@@ -3,15 +3,18 @@ learner (the same ``step``/``publish``/``save_checkpoint`` calls as a ``Learner`
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import socket
 from typing import Any
 
 import ray
 import torch
 
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import TrainGroup
 
-from .learner import LearnerActor, LearnerConfig, validate
+from .learner import STEP_METRICS, LearnerActor, advantages_for, validate
 
 
 def free_port() -> int:
@@ -20,38 +23,73 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LearnerGroup:
-    """``world_size`` LearnerActors training one model with FSDP2. ``resources`` are the Ray
-    options of each (``{"num_gpus": 1}`` on a cluster)."""
+def merge_rank_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    """The metrics of one step of the whole group from each rank's, each combined by its rule
+    in ``STEP_METRICS``."""
+    tokens = [m["completion_tokens"] for m in per_rank]
+    samples = [m["samples"] for m in per_rank]
+    wall = [m["step_s"] for m in per_rank]
 
-    def __init__(self, cfg: LearnerConfig, world_size: int, resources: dict[str, Any] | None = None,
+    def weighted(values: list[float], weights: list[float]) -> float:
+        return sum(v * w for v, w in zip(values, weights)) / max(sum(weights), 1.0)
+
+    def pooled_std(stds: list[float], means: list[float]) -> float:
+        # the sum of squared deviations about the pooled mean, from each rank's moments
+        n, mean = sum(samples), weighted(means, samples)
+        ss = sum((k - 1) * s * s + k * (m - mean) ** 2 for k, s, m in zip(samples, stds, means))
+        return math.sqrt(ss / (n - 1)) if n > 1 else 0.0
+
+    out = {}
+    for key, rule in STEP_METRICS.items():
+        values = [m[key] for m in per_rank]
+        if rule == "same":
+            out[key] = values[0]
+        elif rule == "sum":
+            out[key] = sum(values)
+        elif rule == "token_mean":
+            out[key] = weighted(values, tokens)
+        elif rule == "sample_mean":
+            out[key] = weighted(values, samples)
+        elif rule == "sample_std":
+            out[key] = pooled_std(values, [m[key.replace("_std", "_mean")] for m in per_rank])
+        elif rule == "min":
+            out[key] = min(values)
+        elif rule == "max":
+            out[key] = max(values)
+        elif rule == "rate":  # tokens processed by all ranks over the slowest rank's time
+            out[key] = sum(r * t for r, t in zip(values, wall)) / max(wall)
+        else:
+            raise ValueError(f"metric {key!r} has an unknown merge rule {rule!r}")
+    return out
+
+
+class LearnerGroup:
+    """``learner.actors`` LearnerActors training one model with FSDP2, each placed by the
+    learner's Ray resources (``learner.num_gpus=1`` on a cluster)."""
+
+    def __init__(self, cfg: LearnerConfig, algo: AlgoConfig, model: str, seed: int,
                  resume_from: str | None = None) -> None:
+        world_size = cfg.actors
         if world_size < 1:
-            raise ValueError(f"world_size must be >= 1, got {world_size}")
-        self.world_size = world_size
+            raise ValueError(f"a LearnerGroup needs learner.actors >= 1, got {world_size}")
+        self.world_size, self.estimator = world_size, algo.estimator
         master = f"{ray.util.get_node_ip_address()}:{free_port()}"
-        opts = resources or {"num_cpus": 1}
-        self.actors = [LearnerActor.options(**opts).remote(cfg, resume_from, rank, world_size,
-                                                           master)
-                       for rank in range(world_size)]
+        self.actors = [LearnerActor.options(**cfg.actor_options()).remote(
+            cfg, algo, model, seed, resume_from, rank, world_size, master)
+            for rank in range(world_size)]
         ray.get([a.get_step.remote() for a in self.actors])
 
     def step(self, groups: list[TrainGroup]) -> dict[str, float]:
+        """One step of the group on a batch: each rank takes every ``world_size``-th group,
+        with advantages computed here over the whole batch (REINFORCE++ normalises over it)."""
         validate(groups)  # reject on the caller's side: all ranks or none
         if len(groups) < self.world_size:
             raise ValueError(f"{len(groups)} groups cannot feed {self.world_size} learners")
+        groups = [dataclasses.replace(g, advantages=tuple(a))
+                  for g, a in zip(groups, advantages_for(groups, self.estimator))]
         parts = [groups[r::self.world_size] for r in range(self.world_size)]
-        ms = ray.get([a.step.remote(p) for a, p in zip(self.actors, parts)])
-        tok = [m["completion_tokens"] for m in ms]
-        total = max(sum(tok), 1.0)
-        merged = dict(ms[0])
-        merged["loss"] = sum(m["loss"] for m in ms)
-        merged["tokens_per_s"] = sum(m["tokens_per_s"] for m in ms)
-        merged["samples"] = sum(m["samples"] for m in ms)
-        merged["completion_tokens"] = sum(tok)
-        for k in ("clip_frac", "kl", "entropy", "is_weight_mean", "is_truncated_frac"):
-            merged[k] = sum(m[k] * t for m, t in zip(ms, tok)) / total
-        return merged
+        return merge_rank_metrics(ray.get([a.step.remote(p)
+                                           for a, p in zip(self.actors, parts)]))
 
     def publish(self, engines: list, version: int | None = None) -> dict[str, Any]:
         reports = ray.get([a.publish.remote(engines, version) for a in self.actors])

@@ -17,70 +17,44 @@ import numpy as np
 import ray
 import torch
 
+from rlce.core.config import AlgoConfig, LearnerConfig
+from rlce.core.models import resolve_model
 from rlce.core.types import TrainGroup
 
 from . import losses
+from .scoring import TokenScores
 
 
 class BatchError(ValueError):
     """A training batch is malformed; no step was taken."""
 
 
-@dataclass
-class LearnerConfig:
-    model: str = "smollm2-135m-instruct"
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    warmup_steps: int = 0
-    schedule: str = "constant"  # or "cosine"
-    total_steps: int = 1000
-    min_lr_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    dtype: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
-    gradient_checkpointing: bool = False
-    micro_batch_tokens: int = 4096
-    mini_batches: int = 1
-    estimator: str = "grpo"
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    aggregation: str = "token_mean"
-    norm_tokens: int | None = None
-    temperature: float = 1.0
-    kl_coef: float = 0.0
-    kl_kind: str = "k3"
-    tis_cap: float | None = 2.0
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"learner.schedule must be constant or cosine, got {self.schedule!r}")
-        if self.aggregation not in ("token_mean", "seq_mean", "token_sum"):
-            raise ValueError(f"learner.aggregation must be token_mean, seq_mean or token_sum, "
-                             f"got {self.aggregation!r}")
-        if self.aggregation == "token_sum" and not self.norm_tokens:
-            raise ValueError("learner.aggregation=token_sum needs learner.norm_tokens "
-                             "(e.g. the rollout max_tokens)")
-        if self.estimator not in ("grpo", "drgrpo", "rloo", "reinforce_pp"):
-            raise ValueError(f"learner.estimator must be grpo, drgrpo, rloo or reinforce_pp, "
-                             f"got {self.estimator!r}")
-        if self.kl_kind not in ("k1", "k3"):
-            raise ValueError(f"learner.kl_kind must be k1 or k3, got {self.kl_kind!r}")
-        if self.mini_batches < 1 or self.micro_batch_tokens < 1:
-            raise ValueError("learner.mini_batches and learner.micro_batch_tokens must be >= 1")
-
-
-def lr_factor(step: int, cfg: LearnerConfig) -> float:
-    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio``."""
+def lr_factor(step: int, cfg: LearnerConfig, total_steps: int) -> float:
+    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio`` at ``total_steps``."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return 1.0
-    span = max(1, cfg.total_steps - cfg.warmup_steps)
+    span = max(1, total_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# How each metric of ``Learner.step`` combines over the ranks of a ``LearnerGroup``:
+# "same" (equal on every rank), "sum", "token_mean" / "sample_mean" (weighted by the rank's
+# completion tokens / samples), "sample_std" (pooled with the rank's advantage_mean and
+# samples), "min", "max", "rate" (tokens per second of the whole group).
+STEP_METRICS = {
+    "step": "same", "lr": "same", "grad_norm": "same",
+    "loss": "sum",  # each rank's loss is its share of the step's, over global denominators
+    "samples": "sum", "completion_tokens": "sum",
+    "clip_frac": "token_mean", "kl": "token_mean", "entropy": "token_mean",
+    "is_weight_mean": "token_mean", "is_truncated_frac": "token_mean",
+    "reward_mean": "sample_mean", "advantage_mean": "sample_mean",
+    "advantage_std": "sample_std",
+    "is_weight_min": "min", "is_weight_max_raw": "max",
+    "step_s": "max", "tokens_per_s": "rate",
+}
 
 
 @dataclass
@@ -89,6 +63,22 @@ class _Row:
     prompt_len: int
     behaviour: list[float]
     advantage: float
+    old_logp: torch.Tensor | None = None  # under the policy before this batch's updates
+
+    @property
+    def completion_len(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+
+def advantages_for(groups: list[TrainGroup], estimator: str) -> list[list[float]]:
+    """Each sample's advantage: its group's own when given, else the estimator's over the
+    rewards of the groups without (REINFORCE++ normalises over all of those at once)."""
+    todo = [g for g in groups if g.advantages is None]
+    rewards = [torch.tensor([float(s.reward) for s in g.samples], dtype=torch.float64)
+               for g in todo]
+    computed = iter(losses.advantages(estimator, rewards) if todo else [])
+    return [list(g.advantages) if g.advantages is not None else next(computed).tolist()
+            for g in groups]
 
 
 def validate(groups: list[TrainGroup]) -> None:
@@ -121,52 +111,38 @@ def validate(groups: list[TrainGroup]) -> None:
         raise BatchError(f"batch rejected ({len(problems)} problems): " + "; ".join(problems[:8]))
 
 
-class SelectedLogits(torch.nn.Module):
-    """The causal LM, returning logits only at the given (row, position) pairs: the full
-    [batch, length, vocabulary] logits never exist. A module of its own so that FSDP2's root
-    hooks run around the whole computation."""
-
-    def __init__(self, lm: torch.nn.Module) -> None:
-        super().__init__()
-        self.lm = lm
-
-    def forward(self, ids: torch.Tensor, attn: torch.Tensor, rows: torch.Tensor,
-                cols: torch.Tensor) -> torch.Tensor:
-        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
-        return self.lm.get_output_embeddings()(hidden[rows, cols])
-
-
 class Learner:
     """One learner process. With ``world_size > 1`` (see ``learner.distributed``) the model
     is sharded with FSDP2 and each rank steps on its share of the groups."""
 
-    def __init__(self, cfg: LearnerConfig, resume_from: str | None = None, rank: int = 0,
-                 world_size: int = 1, master: str | None = None) -> None:
+    def __init__(self, cfg: LearnerConfig, algo: AlgoConfig, model: str, seed: int,
+                 resume_from: str | None = None, rank: int = 0, world_size: int = 1,
+                 master: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rlce.core.models import resolve_model
-
-        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.cfg, self.algo, self.rank, self.world_size = cfg, algo, rank, world_size
         self.device = torch.device(cfg.device if cfg.device != "auto" else
                                    ("cuda" if torch.cuda.is_available() else "cpu"))
         self.autocast = (self.device.type == "cuda" and cfg.dtype in ("auto", "bfloat16"))
-        source = resume_from or resolve_model(cfg.model)
+        source = resume_from or resolve_model(model)
         self.model_path = source
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         self.model.to(self.device).train()
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
-        self.policy = SelectedLogits(self.model)
+        self.policy = TokenScores(self.model, temperature=algo.temperature,
+                                  chunk_tokens=cfg.logit_chunk_tokens)
         self.ref_model = None
-        if cfg.kl_coef > 0:
+        if algo.kl_coef > 0:
             ref = AutoModelForCausalLM.from_pretrained(
-                resolve_model(cfg.model), dtype=torch.float32).to(self.device).eval()
+                resolve_model(model), dtype=torch.float32).to(self.device).eval()
             ref.requires_grad_(False)
-            self.ref_model = SelectedLogits(ref)
+            self.ref_model = TokenScores(ref, temperature=algo.temperature,
+                                         chunk_tokens=cfg.logit_chunk_tokens)
         if world_size > 1:
             from .distributed import init_process_group, shard_model
 
@@ -177,8 +153,8 @@ class Learner:
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr,
                                            betas=(cfg.beta1, cfg.beta2),
                                            weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: lr_factor(s, cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg, algo.steps))
         self.step_count = 0
         self.version = 0
         if resume_from:
@@ -186,28 +162,56 @@ class Learner:
 
     # the step
 
+    def step(self, groups: list[TrainGroup]) -> dict[str, float]:
+        """One optimiser step per mini-batch on a batch of groups; returns the metrics named
+        in ``STEP_METRICS``."""
+        validate(groups)
+        t0 = time.perf_counter()
+        rows = self._rows(groups)
+        minis = self._mini_batches(rows)
+        if len(minis) > 1:  # PPO's pi_old, for the ratio that the clip bounds
+            for r, lp in zip(rows, self.old_logprobs(rows)):
+                r.old_logp = lp
+        sums: dict[str, float] = {}
+        grad_norms = []
+        for mini in minis:
+            _combine(sums, self._accumulate_gradients(mini))
+            grad_norm, lr = self._optimizer_step()
+            grad_norms.append(grad_norm)
+        wall = time.perf_counter() - t0
+        tok = max(sums["tokens"], 1.0)
+        adv = torch.tensor([r.advantage for r in rows])
+        return {
+            "step": self.step_count, "loss": sums["loss"] / len(minis),
+            "clip_frac": sums["clipped_tokens"] / tok, "kl": sums["kl_sum"] / tok,
+            "entropy": sums["entropy_sum"] / tok, "grad_norm": sum(grad_norms) / len(minis),
+            "lr": lr, "tokens_per_s": sums["processed"] / wall, "step_s": wall,
+            "samples": float(len(rows)), "completion_tokens": sums["tokens"],
+            "advantage_mean": float(adv.mean()),
+            "advantage_std": float(adv.std()) if len(rows) > 1 else 0.0,
+            "reward_mean": float(np.mean([s.reward for g in groups for s in g.samples])),
+            "is_weight_mean": sums["is_weight_sum"] / tok,
+            "is_weight_min": sums["is_weight_min"],
+            "is_weight_max_raw": sums["is_ratio_max"],
+            "is_truncated_frac": sums["is_truncated_tokens"] / tok,
+        }
+
     def _rows(self, groups: list[TrainGroup]) -> list[_Row]:
-        rewards = [[float(s.reward) for s in g.samples] for g in groups]
-        adv: list[list[float]] = []
-        if self.cfg.estimator == "reinforce_pp":
-            flat = torch.tensor([r for rs in rewards for r in rs], dtype=torch.float64)
-            a = losses.reinforce_pp_advantages(flat).tolist()
-            it = iter(a)
-            adv = [[next(it) for _ in rs] for rs in rewards]
-        else:
-            for g, rs in zip(groups, rewards):
-                if g.advantages is not None:
-                    adv.append(list(g.advantages))
-                else:
-                    adv.append(losses.advantages(self.cfg.estimator,
-                                                 torch.tensor([rs], dtype=torch.float64))[0]
-                               .tolist())
-        rows = []
-        for g, a in zip(groups, adv):
-            for s, ai in zip(g.samples, a):
-                rows.append(_Row(list(s.prompt_ids) + list(s.completion_ids), len(s.prompt_ids),
-                                 list(s.behaviour_logprobs), float(ai)))
-        return rows
+        return [_Row(list(s.prompt_ids) + list(s.completion_ids), len(s.prompt_ids),
+                     list(s.behaviour_logprobs), float(a))
+                for g, adv in zip(groups, advantages_for(groups, self.algo.estimator))
+                for s, a in zip(g.samples, adv)]
+
+    def _mini_batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        """``mini_batches`` interleaved slices of the rows, one optimiser step each (fewer when
+        a rank has fewer rows: every rank must take as many steps)."""
+        n = min(self.cfg.mini_batches, len(rows))
+        if self.world_size > 1:
+            from .distributed import all_reduce
+
+            (least,) = all_reduce([float(n)], op="min")
+            n = int(least)
+        return [rows[i::n] for i in range(n)]
 
     def micro_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """Pack rows (longest first) so that padded tokens per micro-batch stay within the
@@ -225,10 +229,81 @@ class Learner:
             out.append(cur)
         return out
 
-    def _forward(self, model, mb: list[_Row], with_entropy: bool):
-        """Per-token logprobs [B, Cmax] of each row's completion (and entropy), a mask."""
+    def _passes(self, rows: list[_Row]) -> list[tuple[list[_Row], float]]:
+        """The rows' micro-batches, each with the weight of its pass. Under FSDP every rank
+        must run as many forward and backward passes as the busiest one; the extra passes
+        repeat a micro-batch with weight zero."""
+        mbs = self.micro_batches(rows)
+        weights = [1.0] * len(mbs)
+        if self.world_size > 1:
+            from .distributed import all_reduce
+
+            (most,) = all_reduce([float(len(mbs))], op="max")
+            extra = int(most) - len(mbs)
+            mbs, weights = mbs + [mbs[0]] * extra, weights + [0.0] * extra
+        return list(zip(mbs, weights))
+
+    @torch.no_grad()
+    def old_logprobs(self, rows: list[_Row]) -> list[torch.Tensor]:
+        """Each row's completion logprobs under the current policy, in the rows' order."""
+        out: dict[int, torch.Tensor] = {}
+        for mb, _ in self._passes(rows):
+            logp, _, _ = self._score(self.policy, mb, with_entropy=False)
+            for b, r in enumerate(mb):
+                out[id(r)] = logp[b, : r.completion_len]
+        return [out[id(r)] for r in rows]
+
+    def _accumulate_gradients(self, mini: list[_Row]) -> dict[str, float]:
+        """Forward and backward passes over a mini-batch's micro-batches, adding up the
+        gradient of the mini-batch's loss; returns the summed metrics of ``policy_loss``."""
+        total_tokens = float(sum(r.completion_len for r in mini))
+        total_seqs = float(len(mini))
+        if self.world_size > 1:
+            from .distributed import all_reduce
+
+            total_tokens, total_seqs = all_reduce([total_tokens, total_seqs])
+        sums: dict[str, float] = {}
+        for mb, weight in self._passes(mini):
+            loss, metrics = self._loss(mb, total_tokens, int(total_seqs))
+            # FSDP averages gradients over ranks; the denominators above are global
+            (loss * self.world_size * weight).backward()
+            if weight:
+                _combine(sums, {**metrics, "loss": float(loss.detach()),
+                                "processed": float(sum(len(r.ids) for r in mb))})
+        return sums
+
+    def _loss(self, mb: list[_Row], total_tokens: float, total_seqs: int
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+        algo = self.algo
+        logp, entropy, mask = self._score(self.policy, mb, with_entropy=True)
+        old = logp.detach() if mb[0].old_logp is None else self._padded(
+            [r.old_logp for r in mb], logp)
+        behaviour = self._padded([torch.tensor(r.behaviour) for r in mb], logp)
+        adv = torch.tensor([r.advantage for r in mb], device=self.device)
+        ref = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref, _, _ = self._score(self.ref_model, mb, with_entropy=False)
+        loss, metrics = losses.policy_loss(
+            logp, old, behaviour, adv, mask, clip_low=algo.clip_low, clip_high=algo.clip_high,
+            tis_cap=algo.tis_cap, aggregation=algo.aggregation, norm_tokens=algo.norm_tokens,
+            kl_coef=algo.kl_coef, kl_kind=algo.kl_kind, ref_logp_B_T=ref,
+            total_tokens=total_tokens, total_seqs=total_seqs)
+        metrics["entropy_sum"] = float((entropy * mask).sum())
+        return loss, metrics
+
+    def _padded(self, rows_T: list[torch.Tensor], like_B_T: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(like_B_T, requires_grad=False)
+        for b, v in enumerate(rows_T):
+            out[b, : len(v)] = v
+        return out
+
+    def _score(self, model: TokenScores, mb: list[_Row], with_entropy: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Per-token logprobs [B, Cmax] of each row's completion, the entropy there (or None)
+        and the mask of real tokens."""
         B, L = len(mb), max(len(r.ids) for r in mb)
-        C = max(len(r.ids) - r.prompt_len for r in mb)
+        C = max(r.completion_len for r in mb)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.full((B, L), pad, dtype=torch.long)
         attn = torch.zeros((B, L), dtype=torch.long)
@@ -236,133 +311,35 @@ class Learner:
         for b, r in enumerate(mb):
             ids[b, : len(r.ids)] = torch.tensor(r.ids)
             attn[b, : len(r.ids)] = 1
-            n = len(r.ids) - r.prompt_len
-            rows_i += [b] * n
+            rows_i += [b] * r.completion_len
             cols_i += list(range(r.prompt_len - 1, len(r.ids) - 1))
-            cpos += list(range(n))
+            cpos += list(range(r.completion_len))
         ids, attn = ids.to(self.device), attn.to(self.device)
-        rows_t = torch.tensor(rows_i, device=self.device)
-        cols_t = torch.tensor(cols_i, device=self.device)
+        at = (torch.tensor(rows_i, device=self.device), torch.tensor(cpos, device=self.device))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = model(ids, attn, rows_t, cols_t).float()
-        logits = logits / self.cfg.temperature
-        targets = ids[rows_t, cols_t + 1]
-        lp_flat = logits.log_softmax(-1).gather(1, targets.unsqueeze(1)).squeeze(1)
-        shape = (B, C)
-        cpos_t = torch.tensor(cpos, device=self.device)
-        logp = torch.zeros(shape, device=self.device).index_put((rows_t, cpos_t), lp_flat)
-        mask = torch.zeros(shape, device=self.device).index_put(
-            (rows_t, cpos_t), torch.ones_like(lp_flat))
-        ent = None
-        if with_entropy:
-            with torch.no_grad():
-                e = losses.entropy_from_logits(logits.detach())
-                ent = torch.zeros(shape, device=self.device).index_put((rows_t, cpos_t), e)
-        return logp, mask, ent
+            lp, ent = model(ids, attn, at[0], torch.tensor(cols_i, device=self.device),
+                            with_entropy)
+        zeros = torch.zeros((B, C), device=self.device)
+        logp = zeros.index_put(at, lp)
+        mask = zeros.index_put(at, torch.ones_like(lp))
+        return logp, (zeros.index_put(at, ent) if ent is not None else None), mask
 
-    def step(self, groups: list[TrainGroup]) -> dict[str, float]:
-        """One optimiser step per mini-batch on a batch of groups; returns metrics."""
-        validate(groups)
-        t0 = time.perf_counter()
-        cfg = self.cfg
-        rows = self._rows(groups)
-        adv_all = torch.tensor([r.advantage for r in rows])
-        n_mini = min(cfg.mini_batches, len(rows))
-        minis = [rows[i::n_mini] for i in range(n_mini)]
-        old: dict[int, torch.Tensor] = {}
-        if n_mini > 1:  # the policy before this batch's updates, for the PPO ratio
-            with torch.no_grad():
-                for mb in self.micro_batches(rows):
-                    lp, _, _ = self._forward(self.policy, mb, False)
-                    for b, r in enumerate(mb):
-                        old[id(r)] = lp[b]
-        sums: dict[str, float] = {k: 0.0 for k in (
-            "loss", "kl", "entropy", "clipped_tokens", "tokens", "is_sum", "is_truncated",
-            "grad_norm")}
-        is_min, is_max, processed = float("inf"), 0.0, 0
-        for mini in minis:
-            total_tokens = float(sum(len(r.ids) - r.prompt_len for r in mini))
-            total_seqs = float(len(mini))
-            mbs = self.micro_batches(mini)
-            weights = [1.0] * len(mbs)
-            if self.world_size > 1:
-                from .distributed import all_reduce
-
-                total_tokens, total_seqs = all_reduce([total_tokens, total_seqs])
-                # every rank must run as many forward/backward passes as the busiest one;
-                # the extra passes repeat a micro-batch with weight zero
-                (most,) = all_reduce([float(len(mbs))], op="max")
-                while len(mbs) < int(most):
-                    mbs.append(mbs[0])
-                    weights.append(0.0)
-            for mb, weight in zip(mbs, weights):
-                logp, mask, ent = self._forward(self.policy, mb, True)
-                processed += sum(len(r.ids) for r in mb) if weight else 0
-                old_lp = (torch.stack([old[id(r)][: logp.shape[1]] for r in mb])
-                          if old else logp.detach())
-                beh = torch.zeros_like(logp)
-                for b, r in enumerate(mb):
-                    beh[b, : len(r.behaviour)] = torch.tensor(r.behaviour)
-                adv = torch.tensor([r.advantage for r in mb], device=self.device)
-                w = None
-                if cfg.tis_cap:
-                    raw = torch.exp(old_lp - beh)
-                    w = losses.truncated_importance_weights(old_lp, beh, cfg.tis_cap)
-                    m = mask.bool()
-                    if weight:
-                        sums["is_sum"] += float(w[m].sum())
-                        sums["is_truncated"] += float((raw[m] > cfg.tis_cap).sum())
-                        is_min = min(is_min, float(w[m].min()))
-                        is_max = max(is_max, float(raw[m].max()))
-                loss, m_pg = losses.ppo_clip_loss(
-                    logp, old_lp, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
-                    aggregation=cfg.aggregation, norm_tokens=cfg.norm_tokens, is_weights_B_T=w,
-                    total_tokens=total_tokens, total_seqs=int(total_seqs))
-                if self.ref_model is not None:
-                    with torch.no_grad():
-                        ref_lp, _, _ = self._forward(self.ref_model, mb, False)
-                    kl = losses.kl_estimate(logp, ref_lp, cfg.kl_kind)
-                    kl_term = losses.aggregate(kl, mask, cfg.aggregation, cfg.norm_tokens,
-                                               total_tokens, int(total_seqs))
-                    loss = loss + cfg.kl_coef * kl_term
-                    sums["kl"] += float((kl.detach() * mask).sum()) * weight
-                # FSDP averages gradients over ranks; the denominators above are global
-                (loss * self.world_size * weight).backward()
-                if weight == 0.0:
-                    continue
-                sums["loss"] += float(loss.detach())
-                sums["entropy"] += float((ent * mask).sum())
-                sums["clipped_tokens"] += m_pg["clipped_tokens"]
-                sums["tokens"] += m_pg["tokens"]
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(),
-                                                       cfg.max_grad_norm)
-            grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor")
-                              else grad_norm)
-            if not math.isfinite(grad_norm):
-                self.optimizer.zero_grad(set_to_none=True)
-                raise BatchError(f"non-finite gradient norm {grad_norm}; step skipped")
-            sums["grad_norm"] += grad_norm / len(minis)
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.optimizer.step()
-            self.scheduler.step()
+    def _optimizer_step(self) -> tuple[float, float]:
+        """Clip the accumulated gradient and step the optimiser and the schedule; returns the
+        gradient's norm before clipping and the learning rate used."""
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        if self.world_size > 1:  # the norm of sharded gradients is a DTensor
+            norm = norm.full_tensor()
+        grad_norm = float(norm)
+        if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
-            self.step_count += 1
-        wall = time.perf_counter() - t0
-        tok = max(sums["tokens"], 1.0)
-        return {
-            "step": self.step_count, "loss": sums["loss"] / len(minis),
-            "clip_frac": sums["clipped_tokens"] / tok, "kl": sums["kl"] / tok,
-            "entropy": sums["entropy"] / tok, "grad_norm": sums["grad_norm"], "lr": lr,
-            "tokens_per_s": processed / wall, "step_s": wall,
-            "samples": float(len(rows)), "completion_tokens": sums["tokens"],
-            "advantage_mean": float(adv_all.mean()), "advantage_std": float(adv_all.std())
-            if len(rows) > 1 else 0.0,
-            "reward_mean": float(np.mean([s.reward for g in groups for s in g.samples])),
-            "is_weight_mean": sums["is_sum"] / tok if cfg.tis_cap else 1.0,
-            "is_weight_min": is_min if cfg.tis_cap else 1.0,
-            "is_weight_max_raw": is_max if cfg.tis_cap else 1.0,
-            "is_truncated_frac": sums["is_truncated"] / tok if cfg.tis_cap else 0.0,
-        }
+            raise BatchError(f"non-finite gradient norm {grad_norm}; step skipped")
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_count += 1
+        return grad_norm, lr
 
     # scoring without a step (tests, evaluation of the learner's own policy)
 
@@ -370,8 +347,8 @@ class Learner:
     def logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
         self.model.eval()
         try:
-            lp, _, _ = self._forward(self.policy, [_Row(list(prompt_ids) + list(completion_ids),
-                                                       len(prompt_ids), [], 0.0)], False)
+            lp, _, _ = self._score(self.policy, [_Row(list(prompt_ids) + list(completion_ids),
+                                                     len(prompt_ids), [], 0.0)], False)
         finally:
             self.model.train()
         return lp[0, : len(completion_ids)].tolist()
@@ -406,7 +383,7 @@ class Learner:
             self.tokenizer.save_pretrained(path)
             (path / "rlce_state.json").write_text(json.dumps(
                 {"step": self.step_count, "version": self.version, "learner": asdict(self.cfg),
-                 **(extra or {})}, indent=2, default=str))
+                 "algo": asdict(self.algo), **(extra or {})}, indent=2, default=str))
         state = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "step": self.step_count,
                  "version": self.version, "rng": {
@@ -460,8 +437,31 @@ class Learner:
     def node_id(self) -> str | None:
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
+    def node_ids(self) -> list[str | None]:
+        """Where the learner runs (one node; a LearnerGroup lists its ranks')."""
+        return [self.node_id()]
+
+    def shutdown(self) -> None:
+        """Free the optimizer state and the reference model (a LearnerGroup stops its
+        actors)."""
+        self.optimizer.state.clear()
+        self.ref_model = None
+
     def pid(self) -> int:
         return os.getpid()
+
+
+def _combine(acc: dict[str, float], metrics: dict[str, float]) -> None:
+    """Add ``metrics`` into ``acc``: sums add, ``*_min`` and ``*_max`` keep the extreme."""
+    for k, v in metrics.items():
+        if k not in acc:
+            acc[k] = v
+        elif k.endswith("_min"):
+            acc[k] = min(acc[k], v)
+        elif k.endswith("_max"):
+            acc[k] = max(acc[k], v)
+        else:
+            acc[k] += v
 
 
 LearnerActor = ray.remote(Learner)

@@ -8,8 +8,8 @@ every engine on its old version and weights.
 Transports on CPUs: ``shm`` when every engine shares the publisher's node (one safetensors
 file in /dev/shm, written once and memory-mapped by each engine's workers); ``object_store``
 otherwise (numpy arrays put once in Ray's object store, read zero-copy by each engine actor).
-On GPUs the same two phases apply; an NCCL transport is not built yet (see the closing note of
-the learner issue).
+On GPUs the same two phases apply; an NCCL transport is not built yet, so GPU engines take
+the same two CPU paths.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def publish_weights(named: dict[str, torch.Tensor], actors: list[Any], version: 
         for actor, call in zip(actors, calls):
             try:
                 reports.append(ray.get(call))
-            except Exception as e:  # collected, then reported together below
+            except Exception as e:  # noqa: BLE001 -- collected, then reported together below
                 failures.append((actor, e))
     finally:
         if path is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from rlce.config import TrainConfig
@@ -32,10 +33,10 @@ def split(history: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def pipeline(cfg: TrainConfig) -> dict[str, float]:
+def pipeline(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, float]:
     from rlce.train import train
 
-    result = train(cfg)
+    result = train(cfg, run_dir)
     s = split(result["history"])
     wall = s["wall"]
     print(f"\npipeline: {len(result['history'])} steps of {cfg.algo.groups_per_step} groups x "
@@ -64,29 +65,29 @@ def publish(argv: list[str]) -> int:
     """``rlce bench publish [--model M] [--engines 1 2 4] [--repeat 3]``."""
     import ray
 
-    from actors.rollout import RolloutConfig, spawn_rollout_actors
-    from learner.learner import Learner, LearnerConfig
+    from actors.rollout import spawn_rollout_actors
+    from learner.learner import Learner
     from rlce.core.cluster import ensure_ray
+    from rlce.core.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig
 
     ap = argparse.ArgumentParser(prog="rlce bench publish")
-    ap.add_argument("--model", default=LearnerConfig.model)
+    ap.add_argument("--model", default=ModelConfig.name)
     ap.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
-    learner = Learner(LearnerConfig(model=args.model))
+    learner = Learner(LearnerConfig(), AlgoConfig(), args.model, seed=0)
     sd = learner.full_state_dict()
     nbytes = sum(v.numel() * v.element_size() for v in sd.values())
     floor = floor_copy(sd)
     print(f"weights {nbytes / 1e6:.0f} MB; floor (in-memory copy): {floor:.3f}s "
           f"= {nbytes / floor / 1e9:.2f} GB/s")
     ensure_ray()
-    rcfg = RolloutConfig(model=args.model, max_model_len=1024, kv_cache_gb=1,
-                         resources={"num_cpus": 0.5})
+    rcfg = RolloutConfig(max_model_len=1024, kv_cache_gb=1, num_cpus=0.5)
     engines: list[Any] = []
     results = {}
     try:
         for count in args.engines:
-            engines += spawn_rollout_actors(rcfg, count - len(engines))
+            engines += spawn_rollout_actors(rcfg, args.model, 0, count - len(engines))
             learner.set_version(max(ray.get([e.get_version.remote() for e in engines])))
             times = []
             for _ in range(args.repeat):

@@ -1,119 +1,75 @@
-"""The typed configuration of a run: one dataclass per part. Hydra composes
-``conf/config.yaml`` over this schema; any option can be overridden on the command line
-(``rlce train algo.steps=50 rollout.engines=2``) and unknown keys fail at once.
-
-An option that a part's own config also has takes its default from there (``LearnerConfig.lr``
-and so on), so each default lives in one place; the ones set here are the run's own."""
+"""The schema of a run, which Hydra composes ``conf/config.yaml`` over: the parts' own configs
+(``rlce.core.config`` for the method, the engines and the learner; the executor fleet's
+``FleetConfig``) and the driver's options below. Each option is declared once, with its one
+default and its check; the parts receive these objects as they are. Override anything on the
+command line (``rlce train algo.steps=50 rollout.engines=2``); unknown keys fail at once."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from actors.rollout import RolloutConfig
-from learner.learner import LearnerConfig
-from rlce.controller import LoopConfig
-from rlce.core.models import DEFAULT_MODEL
+from executors.config import FleetConfig
+from rlce.core.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, one_of
+from rlce.rewards import REWARDS
+
+SOURCES = ("shipped", "generator", "jsonl", "hf")
+EVAL_SETS = ("shipped", "humaneval", "jsonl")
 
 
-@dataclass
-class ModelConfig:
-    name: str = DEFAULT_MODEL  # alias, local Hugging Face folder or hub id
-
-
-@dataclass
-class RolloutGroupConfig:
-    engines: int = 1
-    backend: str = RolloutConfig.backend
-    max_model_len: int = RolloutConfig.max_model_len
-    kv_cache_gb: float = RolloutConfig.kv_cache_gb
-    cpu_threads: int = RolloutConfig.cpu_threads
-    inflight_update: str = RolloutConfig.inflight_update
-    tensor_parallel_size: int = RolloutConfig.tensor_parallel_size
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    resource: Optional[str] = None  # a custom Ray resource each engine asks one unit of
-
-
-@dataclass
-class ExecutorGroupConfig:
-    min_actors: int = 1
-    max_actors: int = 1
-    workers_per_actor: Optional[int] = None
-    resource: Optional[str] = None
-    timeout_s: float = 5.0
-
-
-@dataclass
-class LearnerGroupConfig:
-    lr: float = LearnerConfig.lr
-    warmup_steps: int = LearnerConfig.warmup_steps
-    schedule: str = LearnerConfig.schedule
-    max_grad_norm: float = LearnerConfig.max_grad_norm
-    micro_batch_tokens: int = LearnerConfig.micro_batch_tokens
-    gradient_checkpointing: bool = LearnerConfig.gradient_checkpointing
-    actors: int = 0  # 0: the learner runs in the driver; N: N LearnerActors (FSDP2 if N > 1)
-    num_cpus: float = 1.0  # per learner actor
-    num_gpus: float = 0.0
-    resource: Optional[str] = None  # a custom Ray resource each learner actor asks one unit of
-
-
-@dataclass
-class AlgoConfig:
-    steps: int = LoopConfig.steps
-    groups_per_step: int = LoopConfig.groups_per_step
-    n: int = 4
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 256
-    # strings that end a completion, in training and evaluation alike. The default stops once
-    # the first fenced code block is closed (the prompt asks for one), so neither the engine
-    # nor the learner pays for the prose after it; [] turns it off
-    stop: list[str] = field(default_factory=lambda: ["\n```\n"])
-    estimator: str = LearnerConfig.estimator
-    clip_low: float = LearnerConfig.clip_low
-    clip_high: float = LearnerConfig.clip_high
-    aggregation: str = LearnerConfig.aggregation
-    kl_coef: float = LearnerConfig.kl_coef
-    kl_kind: str = LearnerConfig.kl_kind
-    tis_cap: Optional[float] = LearnerConfig.tis_cap
-    drop_uniform_groups: bool = LoopConfig.drop_uniform_groups
-    max_draws_per_step: int = LoopConfig.max_draws_per_step
-    # problems per generation round (0: as many as the groups still lacking). 32 for 8
-    # groups: with the binary reward about a quarter of the default's groups carry a signal,
-    # and on CPU a round of 128 samples took 18-23 s against about 35 s before for 32 (its
-    # time is set by the longest completion, not by the batch)
-    problems_per_draw: int = 32
-    staleness: int = LoopConfig.staleness  # 0 synchronous; k > 0 asynchronous, k versions
-    overlong: str = LoopConfig.overlong  # completions cut at max_tokens: keep/filter/penalty
-    overlong_penalty: float = LoopConfig.overlong_penalty
+class ConfigError(ValueError):
+    """A user's mistake in the config (a bad value, a missing file): reported in one line
+    naming the option, exit code 2."""
 
 
 @dataclass
 class DataConfig:
-    source: str = "shipped"  # shipped, generator, jsonl or hf (datasets.save_to_disk folder)
-    path: Optional[str] = None  # jsonl file or dataset folder
+    source: str = "shipped"  # shipped, generator, jsonl or hf (a datasets.save_to_disk folder)
+    path: Optional[str] = None  # jsonl: the file; hf: the dataset folder
     split: Optional[str] = None  # hf: the split of a DatasetDict (default: train)
     on_error: str = "skip"  # malformed rows: skip (reported with file and line) or raise
-    languages: Optional[list[str]] = None  # shipped: only these languages
-    difficulties: Optional[list[str]] = None  # shipped: only these levels (easy, medium)
+    # shipped: only these languages and levels. The embedded default trains on the easy
+    # Python problems, the ones a 135M model solves sometimes (so its groups carry a signal)
+    languages: Optional[list[str]] = field(default_factory=lambda: ["python"])
+    difficulties: Optional[list[str]] = field(default_factory=lambda: ["easy"])
     seed: int = 0  # order of the problems (shuffled per epoch) and the generator's draws
+
+    def __post_init__(self) -> None:
+        one_of("data.source", self.source, SOURCES)
+        one_of("data.on_error", self.on_error, ("skip", "raise"))
+        if self.source in ("jsonl", "hf") and not self.path:
+            raise ValueError(f"data.source={self.source} needs data.path")
+        if self.source == "jsonl" and not Path(self.path).expanduser().is_file():
+            raise ValueError(f"data.path={self.path} is not a file")
+        if self.source == "hf" and not Path(self.path).expanduser().is_dir():
+            raise ValueError(f"data.path={self.path} is not a dataset folder")
 
 
 @dataclass
 class EvalConfig:
     set: str = "shipped"  # shipped (train-set pass rate), humaneval, or jsonl (eval.path)
     path: Optional[str] = None
-    limit: Optional[int] = 32  # problems, drawn with a fixed seed; None: the whole set
-    n: int = 4
+    limit: Optional[int] = 128  # problems, drawn with a fixed seed; null: the whole set
+    n: int = 4  # samples per problem
     k: list[int] = field(default_factory=lambda: [1])
     temperature: float = 0.7
-    max_tokens: Optional[int] = None  # None: algo.max_tokens
+    max_tokens: Optional[int] = None  # null: algo.max_tokens
     every: int = 0  # also every N training steps (0: only before and after training)
     before: bool = True
     after: bool = True
+
+    def __post_init__(self) -> None:
+        one_of("eval.set", self.set, EVAL_SETS)
+        if self.set == "jsonl" and not (self.path and Path(self.path).expanduser().is_file()):
+            raise ValueError(f"eval.set=jsonl needs eval.path to be a file, got {self.path!r}")
+        if self.n < 1 or not self.k or any(k < 1 or k > self.n for k in self.k):
+            raise ValueError(f"eval.k={list(self.k)} must lie between 1 and eval.n={self.n}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"eval.limit must be >= 1 or null, got {self.limit}")
 
 
 @dataclass
@@ -121,33 +77,54 @@ class CheckpointConfig:
     every: int = 0  # also every N steps (0: only at the end)
     resume: Optional[str] = None  # a checkpoint folder of an earlier run: continue from it
 
+    def __post_init__(self) -> None:
+        if self.resume and not (Path(self.resume).expanduser() / CONTROLLER_STATE).is_file():
+            raise ValueError(f"checkpoint.resume={self.resume}: {CONTROLLER_STATE} is missing, "
+                             "so it is not a checkpoint of rlce train")
+
+
+CONTROLLER_STATE = "controller.json"
+
 
 @dataclass
 class RewardConfig:
-    name: str = "binary"
+    name: str = "binary"  # a reward registered in rlce.rewards
+
+    def __post_init__(self) -> None:
+        one_of("reward.name", self.name, tuple(sorted(REWARDS)))
 
 
 @dataclass
 class LoggingConfig:
     project: str = "rlce"
-    mode: str = "auto"  # auto: online with WANDB_API_KEY, else offline; or online/offline/disabled
-    dir: str = "runs"
+    # auto: online with WANDB_API_KEY, else offline; or online, offline, disabled
+    mode: str = "auto"
+    dir: str = "runs"  # run folders go here (hydra.run.dir is ${logging.dir}/<time>)
     table_every: int = 5  # a W&B table of sample programs and verdicts every N steps
+    samples_per_step: int = 16  # sample records per step kept for that table
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        one_of("logging.mode", self.mode, ("auto", "online", "offline", "disabled"))
+
+    def wandb_mode(self) -> str:
+        if self.mode == "auto":
+            return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        return self.mode
 
 
 @dataclass
 class ClusterConfig:
-    address: Optional[str] = None  # None: RAY_ADDRESS if set (Ray jobs), else a local Ray
+    address: Optional[str] = None  # null: RAY_ADDRESS if set (Ray jobs), else a local Ray
     name: str = "laptop"  # the preset's name, recorded with the run
 
 
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    rollout: RolloutGroupConfig = field(default_factory=RolloutGroupConfig)
-    executor: ExecutorGroupConfig = field(default_factory=ExecutorGroupConfig)
-    learner: LearnerGroupConfig = field(default_factory=LearnerGroupConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    executor: FleetConfig = field(default_factory=FleetConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     data: DataConfig = field(default_factory=DataConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -155,7 +132,13 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    seed: int = 0
+    seed: int = 0  # sampling, the learner's initialisation of its RNGs, evaluation draws
+
+    @property
+    def start_model(self) -> str:
+        """What the engines and the learner load: the checkpoint a run resumes from, else
+        ``model.name`` (which the KL reference always is)."""
+        return self.checkpoint.resume or self.model.name
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

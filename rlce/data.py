@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,10 @@ class Problem:
     difficulty: str = "unknown"
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def job(self, source: str, job_id: str, limits: dict | None = None) -> dict[str, Any]:
-        """The execution job that judges ``source`` against this problem's tests."""
-        job = {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
-        if limits:
-            job["limits"] = limits
-        return job
+    def job(self, source: str, job_id: str) -> dict[str, Any]:
+        """The execution job that judges ``source`` against this problem's tests (with the
+        fleet's limits, ``executor.timeout_s``)."""
+        return {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
 
 
 def parse_problem(row: Any, where: str = "") -> Problem:
@@ -215,3 +213,43 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         prob_all_fail *= 1.0 - k / i
     return 1.0 - prob_all_fail
+
+
+class ProblemStream:
+    """Problems in a reproducible order: a finite set is shuffled per epoch with the seed, an
+    endless source is taken as it comes. ``position`` counts problems drawn, so a resumed run
+    continues with the same order (``skip``)."""
+
+    def __init__(self, source: Iterable[Problem], seed: int = 0, shuffle: bool = True) -> None:
+        self.finite = isinstance(source, (list, tuple))
+        self.items = list(source) if self.finite else None
+        if self.finite and not self.items:
+            raise ValueError("the problem set is empty")
+        self.source = None if self.finite else iter(source)
+        self.seed, self.shuffle, self.position = seed, shuffle, 0
+        self._order: list[int] = []
+        self._epoch = -1
+
+    def _order_for(self, epoch: int) -> list[int]:
+        if epoch != self._epoch:
+            order = list(range(len(self.items)))
+            if self.shuffle:
+                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+            self._order, self._epoch = order, epoch
+        return self._order
+
+    def __next__(self) -> Problem:
+        if self.finite:
+            epoch, i = divmod(self.position, len(self.items))
+            p = self.items[self._order_for(epoch)[i]]
+        else:
+            p = next(self.source)
+        self.position += 1
+        return p
+
+    def __iter__(self) -> Iterator[Problem]:
+        return self
+
+    def skip(self, n: int) -> None:
+        for _ in range(n):
+            next(self)

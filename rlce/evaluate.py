@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import random
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
+from rlce.config import ConfigError, DataConfig, EvalConfig
+from rlce.core.config import AlgoConfig
 from rlce.core.types import SamplingSettings
 from rlce.data import Problem, load_jsonl, parse_problem, pass_at_k
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
+    from rlce.controller import Fleet
+
+logger = logging.getLogger(__name__)
 
 HUMANEVAL_INSTRUCTION = "Complete the following Python function."
 
@@ -41,29 +50,24 @@ def humaneval() -> list[Problem]:
     return out
 
 
-def eval_problems(name: str, path: str | None = None, limit: int | None = None,
-                  seed: int = 0, languages: list[str] | None = None,
-                  difficulties: list[str] | None = None) -> list[Problem]:
-    """The evaluation problems; ``shipped`` takes the same language and difficulty filter as
-    the training data, so that its pass rate is the train-set pass rate."""
-    if name == "shipped":
+def eval_problems(cfg: EvalConfig, data: DataConfig) -> list[Problem]:
+    """The evaluation problems (``eval.limit`` of them, drawn with ``data.seed``);
+    ``shipped`` takes the training data's language and difficulty filter, so that its pass
+    rate is the train-set pass rate."""
+    if cfg.set == "shipped":
         from rlce.problems import shipped
 
-        problems = shipped(languages, difficulties)
-    elif name == "humaneval":
+        problems = shipped(data.languages, data.difficulties)
+    elif cfg.set == "humaneval":
         problems = humaneval()
-    elif name == "jsonl":
-        if not path:
-            raise ValueError("eval.set=jsonl needs eval.path")
-        problems, errors = load_jsonl(path)
-        for e in errors:
-            print(f"eval: skipped problem: {e}")
     else:
-        raise ValueError(f"eval.set must be shipped, humaneval or jsonl, got {name!r}")
-    if limit is not None and limit < len(problems):
-        problems = random.Random(seed).sample(problems, limit)
+        problems, errors = load_jsonl(cfg.path)
+        for e in errors:
+            logger.warning("eval: skipped problem: %s", e)
+    if cfg.limit is not None and cfg.limit < len(problems):
+        problems = random.Random(data.seed).sample(problems, cfg.limit)
     if not problems:
-        raise ValueError(f"evaluation set {name!r} holds no problem")
+        raise ConfigError(f"eval.set={cfg.set} holds no problem")
     return problems
 
 
@@ -81,36 +85,40 @@ def pass_at_ks(results: dict[str, list[bool]], ks: list[int], n: int) -> dict[st
     return out
 
 
-def evaluate(engines: list[Any], fleet: Any, problems: list[Problem], n: int,
-             ks: list[int], temperature: float, max_tokens: int,
-             limits: dict[str, Any] | None = None, seed: int = 0,
-             stop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Generate ``n`` samples per problem (ended by the ``stop`` strings, as in training),
-    judge them, and return ``eval/pass@k`` for each ``k <= n`` (the mean over problems of the
-    unbiased estimator), the verdict mix and the problems skipped because their prompt does
-    not fit the context."""
+def evaluate(engines: list[ActorHandle], fleet: Fleet, problems: list[Problem],
+             cfg: EvalConfig, algo: AlgoConfig, seed: int, progress: bool = False
+             ) -> dict[str, Any]:
+    """Generate ``eval.n`` samples per problem (ended by ``algo.stop``, as in training), judge
+    them, and return ``eval/pass@k`` for each ``k`` in ``eval.k`` (the mean over problems of
+    the unbiased estimator), the verdict mix and the problems skipped because their prompt
+    does not fit the context. ``progress`` shows a bar of samples judged."""
     import ray
+    from tqdm import tqdm
 
     from actors.rollout import RolloutPool
-    from rlce.controller import generate_and_execute, prompt_for
+    from rlce.controller import generate_and_execute
+    from rlce.prompts import prompt_for
     from rlce.rewards import binary
 
     bad = dict(ray.get(engines[0].check_prompts.remote([prompt_for(p) for p in problems])))
     usable = [p for p in problems if p.id not in bad]
     if not usable:
-        raise ValueError("no evaluation prompt fits the engines' context")
-    settings = SamplingSettings(n=n, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                seed=seed)
-    batch = generate_and_execute(RolloutPool(engines), fleet, usable, settings, binary,
-                                 limits or {"timeout_s": 5})
+        raise ConfigError(f"eval.set={cfg.set}: no evaluation prompt fits the engines' context")
+    settings = SamplingSettings(n=cfg.n, temperature=cfg.temperature,
+                                max_tokens=cfg.max_tokens or algo.max_tokens,
+                                stop=tuple(algo.stop), seed=seed)
+    with tqdm(total=len(usable) * cfg.n, desc=f"evaluating on {cfg.set}", unit="sample",
+              disable=not progress, leave=False) as bar:
+        batch = generate_and_execute(RolloutPool(engines), fleet, usable, settings, binary,
+                                     on_verdict=lambda: bar.update(1))
     results: dict[str, list[bool]] = {p.id: [] for p in usable}
     for rec in batch.records:
         results[rec["problem"]].append(rec["status"] == "passed")
     out: dict[str, Any] = {"eval/problems": len(usable), "eval/skipped_long_prompts": len(bad),
-                           "eval/samples": batch.info["samples"],
-                           "eval/seconds": batch.info["wall_s"]}
-    out.update(pass_at_ks(results, ks, n))
-    out.update({f"eval/verdict_{k}": v for k, v in batch.info["verdicts"].items()})
+                           "eval/samples": batch.stats.samples,
+                           "eval/seconds": batch.stats.wall_s}
+    out.update(pass_at_ks(results, cfg.k, cfg.n))
+    out.update({f"eval/verdict_{k}": v for k, v in batch.stats.verdicts.items()})
     # not scalars, so not logged as metrics: per problem [passed, judged], and every sample
     out["_per_problem"] = {pid: [sum(r), len(r)] for pid, r in results.items()}
     out["_records"] = [{k: rec[k] for k in ("problem", "status", "tokens", "text")}

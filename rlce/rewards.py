@@ -1,12 +1,13 @@
-"""Rewards: plain callables ``reward(verdict, completion_text) -> float``, registered by name
-so that a config can pick them, and the extraction of a program from a completion.
+"""Rewards: plain callables ``reward(verdict, completion_text) -> float`` over the executor's
+typed ``Verdict`` (``status``, ``passed``, ``total``, per-test results), registered by name so
+that a config can pick them, and the extraction of a program from a completion.
 
 A user adds one without subclassing anything::
 
     from rlce.rewards import register
     @register("short_and_right")
     def short_and_right(verdict, text):
-        return float(verdict["status"] == "passed") - 0.001 * len(text)
+        return float(verdict.status == "passed") - 0.001 * len(text)
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-RewardFn = Callable[[dict, str], float]
+from executors.schema import Verdict
+
+RewardFn = Callable[[Verdict, str], float]
 REWARDS: dict[str, RewardFn] = {}
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#-]*)[^\n]*\n(.*?)(```|\Z)", re.DOTALL)
@@ -76,16 +79,15 @@ def get_reward(name: str) -> RewardFn:
 
 
 @register("binary")
-def binary(verdict: dict, text: str) -> float:
+def binary(verdict: Verdict, text: str) -> float:
     """1 if every test passed, else 0."""
-    return float(verdict.get("status") == "passed")
+    return float(verdict.status == "passed")
 
 
 @register("fraction")
-def fraction(verdict: dict, text: str) -> float:
+def fraction(verdict: Verdict, text: str) -> float:
     """The fraction of tests passed (0 for a program that did not compile or run)."""
-    total = verdict.get("total") or 0
-    return verdict.get("passed", 0) / total if total else 0.0
+    return verdict.passed / verdict.total if verdict.total else 0.0
 
 
 PENALTIES = {"compile_error": -0.2, "timeout": -0.1, "memory_limit": -0.1,
@@ -93,13 +95,13 @@ PENALTIES = {"compile_error": -0.2, "timeout": -0.1, "memory_limit": -0.1,
 
 
 @register("fraction_with_penalties")
-def fraction_with_penalties(verdict: dict, text: str) -> float:
+def fraction_with_penalties(verdict: Verdict, text: str) -> float:
     """``fraction`` plus a penalty for compile errors and for exhausting a limit."""
-    return fraction(verdict, text) + PENALTIES.get(verdict.get("status", ""), 0.0)
+    return fraction(verdict, text) + PENALTIES.get(verdict.status, 0.0)
 
 
 @register("binary_with_format")
-def binary_with_format(verdict: dict, text: str) -> float:
+def binary_with_format(verdict: Verdict, text: str) -> float:
     """``binary`` plus 0.1 when the completion put its program in a fenced code block."""
     closed = any(end for _, _, end in FENCE.findall(text))
     return binary(verdict, text) + (0.1 if closed else 0.0)

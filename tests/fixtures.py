@@ -37,18 +37,18 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def tiny_cfg(tiny_model):
-    from actors.rollout import RolloutConfig
+    from rlce.core.config import RolloutConfig
 
-    return RolloutConfig(model=tiny_model, max_model_len=512, kv_cache_gb=1, seed=0)
+    return RolloutConfig(max_model_len=512, kv_cache_gb=1)
 
 
 @pytest.fixture(scope="session")
-def shared_engine(ray_local, tiny_cfg) -> SharedEngine:
+def shared_engine(ray_local, tiny_cfg, tiny_model) -> SharedEngine:
     import ray
 
     from actors.rollout import spawn_rollout_actors
 
-    (actor,) = spawn_rollout_actors(tiny_cfg, 1)
+    (actor,) = spawn_rollout_actors(tiny_cfg, tiny_model, 0, 1)
     yield SharedEngine(actor, ray.get(actor.weight_digest.remote()))
     ray.get(actor.shutdown.remote())
     ray.kill(actor)

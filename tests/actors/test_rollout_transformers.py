@@ -3,6 +3,7 @@ as one pool."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -11,7 +12,8 @@ import torch
 from ray.exceptions import ActorDiedError
 from safetensors.torch import load_file
 
-from actors.rollout import RolloutConfig, RolloutPool, spawn_rollout_actors
+from actors.rollout import RolloutPool, spawn_rollout_actors
+from rlce.core.config import RolloutConfig
 from rlce.core.types import Prompt, SamplingSettings
 from rlce.core.weights import WeightUpdateError
 
@@ -22,9 +24,9 @@ pytestmark = pytest.mark.slow  # rollout actors on Ray
 
 
 @pytest.fixture(scope="module")
-def hf_actor(ray_local, tiny_cfg):
-    cfg = RolloutConfig(**{**tiny_cfg.__dict__, "backend": "transformers"})
-    (actor,) = spawn_rollout_actors(cfg, 1)
+def hf_actor(ray_local, tiny_cfg, tiny_model):
+    cfg = dataclasses.replace(tiny_cfg, backend="transformers")
+    (actor,) = spawn_rollout_actors(cfg, tiny_model, 0, 1)
     yield actor
     ray.kill(actor)
 
@@ -90,4 +92,4 @@ def test_unknown_model_fails_the_actor_start_with_the_reason(ray_local):
     # the constructor raises, so Ray reports the actor dead, with the reason in its message
     with pytest.raises(ActorDiedError, match=r"ModelNotFound: model path '/nonexistent/model' "
                                              r"is not a Hugging Face folder \(no config.json"):
-        spawn_rollout_actors(RolloutConfig(model="/nonexistent/model"), 1)
+        spawn_rollout_actors(RolloutConfig(), "/nonexistent/model", 0, 1)

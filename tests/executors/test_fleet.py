@@ -292,16 +292,28 @@ def test_a_named_detached_fleet_is_shared_by_two_drivers(ray_local):
         FleetClient("nope")
 
 
-def test_local_ray_workers_run_at_the_drivers_priority(ray_local):
-    # Ray's default worker niceness (15) starved the rollout engine while the learner, in the
-    # driver, trained: asynchronous generation made no progress during training
-    @ray.remote
-    class Niceness:
-        def get(self) -> int:
-            return os.nice(0)
+def test_the_fleet_time_limit_applies_to_jobs_that_set_none(ray_local):
+    slow = "import time\ntime.sleep(3)\nprint(1)\n"
+    case = {"format": "io", "cases": [{"input": "", "output": "1"}]}
+    jobs = [{"id": "default", "language": "python", "source": slow, "tests": case},
+            {"id": "own", "language": "python", "source": slow, "tests": case,
+             "limits": {"timeout_s": 10}}]
+    cfg = FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1, timeout_s=1.0,
+                      dedup=False)
+    with ExecutorFleet(cfg) as fleet:
+        status = {v["id"]: v["status"] for v in fleet.run(jobs)}
+    assert status == {"default": "timeout", "own": "passed"}
 
-    actor = Niceness.remote()
-    try:
-        assert ray.get(actor.get.remote()) == max(0, os.nice(0))
-    finally:
-        ray.kill(actor)
+
+def test_a_fleet_without_ray_says_so_and_starts_nothing():
+    # a fresh process: the fleet never starts or picks a Ray instance on its own
+    script = ("from executors.fleet import ExecutorFleet, FleetConfig\n"
+              "import ray\n"
+              "try:\n"
+              "    ExecutorFleet(FleetConfig())\n"
+              "except Exception as e:\n"
+              "    print(type(e).__name__, e, ray.is_initialized())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.startswith("FleetError the executor fleet needs Ray: call ray.init")
+    assert out.stdout.strip().endswith("False")

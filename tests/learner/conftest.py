@@ -1,21 +1,39 @@
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import ScoredSample, TrainGroup
 
 if TYPE_CHECKING:
-    from learner.learner import LearnerConfig
+    from learner.learner import Learner
+
+LEARNER_OPTIONS = {f.name for f in dataclasses.fields(LearnerConfig)}
+
+
+def configs(**changes) -> tuple[LearnerConfig, AlgoConfig]:
+    """The tests' learner and algorithm options (temperature 1, as the engines' default
+    sampling settings, so that logprobs compare), with ``changes`` to either."""
+    learner = {"lr": 1e-3, "micro_batch_tokens": 64}
+    algo = {"temperature": 1.0}
+    for k, v in changes.items():
+        (learner if k in LEARNER_OPTIONS else algo)[k] = v
+    return LearnerConfig(**learner), AlgoConfig(**algo)
 
 
 @pytest.fixture
-def cfg(tiny_model) -> LearnerConfig:
+def make_learner(tiny_model) -> Callable[..., Learner]:
+    """``make_learner(resume_from=None, **changes)``: a Learner of the tiny model."""
     # imported here: learner.learner imports ray, which the fast tier (test_losses) never needs
-    from learner.learner import LearnerConfig
+    from learner.learner import Learner
 
-    return LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=64, seed=0)
+    def make(resume_from: str | None = None, **changes) -> Learner:
+        return Learner(*configs(**changes), tiny_model, seed=0, resume_from=resume_from)
+    return make
 
 
 def fixed_groups(learner, n_groups: int = 2, n: int = 4, length: int = 6) -> list[TrainGroup]:

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from learner.learner import BatchError, Learner, LearnerConfig, lr_factor
+from learner.learner import STEP_METRICS, BatchError, lr_factor
+from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.types import TrainGroup
 
 from .conftest import fixed_groups
@@ -16,8 +17,8 @@ from .conftest import fixed_groups
 pytestmark = pytest.mark.slow  # learner.learner imports ray; steps of 2-10 s
 
 
-def test_step_raises_positive_and_lowers_negative_advantage(cfg):
-    learner = Learner(cfg)
+def test_step_raises_positive_and_lowers_negative_advantage(make_learner):
+    learner = make_learner()
     groups = fixed_groups(learner)
     before = [[sum(learner.logprobs(s.prompt_ids, s.completion_ids)) for s in g.samples]
               for g in groups]
@@ -33,20 +34,21 @@ def test_step_raises_positive_and_lowers_negative_advantage(cfg):
     for key in ("loss", "clip_frac", "kl", "entropy", "grad_norm", "lr", "tokens_per_s",
                 "is_weight_mean", "is_weight_max_raw", "is_truncated_frac"):
         assert math.isfinite(metrics[key]), key
+    assert metrics.keys() == STEP_METRICS.keys()  # each has its rule for merging ranks
     assert metrics["step"] == 1 and metrics["grad_norm"] > 0 and metrics["entropy"] > 0
     assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)  # behaviour == learner
 
 
 @pytest.mark.parametrize("estimator", ["grpo", "drgrpo", "rloo", "reinforce_pp"])
-def test_every_estimator_steps(cfg, estimator):
-    learner = Learner(dataclasses.replace(cfg, estimator=estimator))
+def test_every_estimator_steps(make_learner, estimator):
+    learner = make_learner(estimator=estimator)
     m = learner.step(fixed_groups(learner, n_groups=1))
     assert m["grad_norm"] > 0 and abs(m["advantage_mean"]) < 1e-6
 
 
-def test_micro_batching_matches_one_big_batch(cfg):
-    small = Learner(dataclasses.replace(cfg, micro_batch_tokens=16))
-    big = Learner(dataclasses.replace(cfg, micro_batch_tokens=10_000))
+def test_micro_batching_matches_one_big_batch(make_learner):
+    small = make_learner(micro_batch_tokens=16)
+    big = make_learner(micro_batch_tokens=10_000)
     groups = fixed_groups(big)
     assert len(small.micro_batches(small._rows(groups))) > 1
     assert len(big.micro_batches(big._rows(groups))) == 1
@@ -57,21 +59,28 @@ def test_micro_batching_matches_one_big_batch(cfg):
     assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-5)
 
 
-def test_kl_to_the_frozen_reference(cfg):
-    learner = Learner(dataclasses.replace(cfg, kl_coef=0.1))
+def test_kl_to_the_frozen_reference(make_learner):
+    learner = make_learner(kl_coef=0.1)
     groups = fixed_groups(learner)
     assert learner.step(groups)["kl"] == pytest.approx(0.0, abs=1e-6)  # pi == ref before
     assert learner.step(groups)["kl"] > 1e-6  # and apart after one update
 
 
-def test_second_mini_batch_is_clipped_against_the_old_policy(cfg):
-    learner = Learner(dataclasses.replace(cfg, mini_batches=2, lr=5e-3))
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_the_clip_acts_only_with_several_updates_per_batch(make_learner, mini_batches):
+    # the second mini-batch's ratio is against the policy before the first one's update; with
+    # one update per batch pi_old is pi and the ratio is exactly 1
+    learner = make_learner(mini_batches=mini_batches, lr=5e-3)
     m = learner.step(fixed_groups(learner))
-    assert m["step"] == 2 and m["clip_frac"] > 0
+    assert m["step"] == mini_batches
+    if mini_batches == 1:
+        assert m["clip_frac"] == 0.0
+    else:
+        assert m["clip_frac"] > 0
 
 
-def test_stale_samples_are_corrected_by_truncated_importance_weights(cfg):
-    learner = Learner(dataclasses.replace(cfg, tis_cap=2.0))
+def test_stale_samples_are_corrected_by_truncated_importance_weights(make_learner):
+    learner = make_learner(tis_cap=2.0)
     groups = fixed_groups(learner, n_groups=1)
     stale = [TrainGroup(g.problem_id, tuple(dataclasses.replace(
         s, behaviour_logprobs=tuple(x - 1.5 for x in s.behaviour_logprobs))
@@ -88,8 +97,8 @@ def bad(groups, **change):
     return [TrainGroup(g.problem_id, (s,) + g.samples[1:])] + groups[1:]
 
 
-def test_invalid_batches_are_rejected_with_reasons(cfg):
-    learner = Learner(cfg)
+def test_invalid_batches_are_rejected_with_reasons(make_learner):
+    learner = make_learner()
     groups = fixed_groups(learner)
     with pytest.raises(BatchError, match="empty batch"):
         learner.step([])
@@ -107,30 +116,31 @@ def test_invalid_batches_are_rejected_with_reasons(cfg):
 
 
 def test_invalid_config_names_the_option():
-    with pytest.raises(ValueError, match="learner.estimator"):
-        LearnerConfig(estimator="ppo")
-    with pytest.raises(ValueError, match="norm_tokens"):
-        LearnerConfig(aggregation="token_sum")
+    with pytest.raises(ValueError, match="algo.estimator must be one of grpo, drgrpo"):
+        AlgoConfig(estimator="ppo")
+    with pytest.raises(ValueError, match="learner.schedule must be one of constant, cosine"):
+        LearnerConfig(schedule="linear")
+    assert AlgoConfig(aggregation="token_sum", max_tokens=99).norm_tokens == 99
 
 
 def test_lr_schedule():
-    c = LearnerConfig(warmup_steps=4, schedule="cosine", total_steps=14, min_lr_ratio=0.1)
-    assert [lr_factor(s, c) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert lr_factor(9, c) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lr_factor(14, c) == pytest.approx(0.1)
+    c = LearnerConfig(warmup_steps=4, schedule="cosine", min_lr_ratio=0.1)
+    assert [lr_factor(s, c, 14) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(9, c, 14) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(14, c, 14) == pytest.approx(0.1)
 
 
-def test_checkpoint_resume_is_exact(cfg, tmp_path):
-    c = dataclasses.replace(cfg, warmup_steps=2, schedule="cosine", total_steps=6)
-    straight = Learner(c)
+def test_checkpoint_resume_is_exact(make_learner, tmp_path):
+    c = dict(warmup_steps=2, schedule="cosine", steps=6)
+    straight = make_learner(**c)
     batches = [fixed_groups(straight, n_groups=1, length=4 + k) for k in range(4)]
     for b in batches:
         straight.step(b)
-    first = Learner(c)
+    first = make_learner(**c)
     for b in batches[:2]:
         first.step(b)
     ckpt = first.save_checkpoint(tmp_path / "ckpt")
-    resumed = Learner(c, resume_from=ckpt)
+    resumed = make_learner(resume_from=ckpt, **c)
     assert resumed.get_step() == 2
     for b in batches[2:]:
         resumed.step(b)
@@ -142,6 +152,6 @@ def test_checkpoint_resume_is_exact(cfg, tmp_path):
     AutoModelForCausalLM.from_pretrained(ckpt)
 
 
-def test_resume_from_a_folder_without_state_is_a_clear_error(cfg, tiny_model):
+def test_resume_from_a_folder_without_state_is_a_clear_error(make_learner, tiny_model):
     with pytest.raises(FileNotFoundError, match="not a learner checkpoint"):
-        Learner(cfg, resume_from=tiny_model)
+        make_learner(resume_from=tiny_model)

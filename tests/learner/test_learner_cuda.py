@@ -7,8 +7,6 @@ step moves logprobs by about 1.5 nats on average here, so a step that went elsew
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -29,9 +27,10 @@ def all_logprobs(learner: Learner, groups) -> torch.Tensor:
     ("float32", 1e-4, 1e-2, 1e-3),
     ("auto", 0.25, 0.25, 5e-2),  # auto: bf16 autocast on CUDA
 ])
-def test_a_cuda_step_matches_the_cpu_step(cfg, dtype, before_tol, after_tol, grad_rel):
-    cpu = Learner(dataclasses.replace(cfg, device="cpu"))
-    cuda = Learner(dataclasses.replace(cfg, device="cuda", dtype=dtype))
+def test_a_cuda_step_matches_the_cpu_step(make_learner, dtype, before_tol, after_tol,
+                                          grad_rel):
+    cpu = make_learner(device="cpu")
+    cuda = make_learner(device="cuda", dtype=dtype)
     assert next(cuda.model.parameters()).device.type == "cuda"
     groups = fixed_groups(cpu)
     assert (all_logprobs(cuda, groups) - all_logprobs(cpu, groups)).abs().max() < before_tol

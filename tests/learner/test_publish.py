@@ -16,24 +16,22 @@ from rlce.core.types import Prompt, SamplingSettings
 from rlce.core.weights import WeightUpdateError
 
 from ..actors.test_rollout_vllm import MAX_ABS_LOGPROB_ERR, collect
-from .conftest import fixed_groups
+from .conftest import configs, fixed_groups
 
 pytestmark = pytest.mark.slow  # rollout engines on Ray
 
 
 @pytest.fixture(scope="module")
-def engines(ray_local, vllm_actor, tiny_cfg):
+def engines(ray_local, vllm_actor, tiny_cfg, tiny_model):
     cfg = dataclasses.replace(tiny_cfg, backend="transformers")
-    (hf,) = spawn_rollout_actors(cfg, 1)
+    (hf,) = spawn_rollout_actors(cfg, tiny_model, 0, 1)
     yield [vllm_actor, hf]
     ray.kill(hf)
 
 
 @pytest.fixture(scope="module")
 def learner(tiny_model):
-    from learner.learner import LearnerConfig
-
-    lrn = Learner(LearnerConfig(model=tiny_model, lr=2e-3, micro_batch_tokens=256))
+    lrn = Learner(*configs(lr=2e-3, micro_batch_tokens=256), tiny_model, seed=0)
     lrn.step(fixed_groups(lrn))  # weights now differ from the engines' start
     return lrn
 

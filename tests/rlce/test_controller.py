@@ -10,26 +10,23 @@ import logging
 import pytest
 import ray
 
-from actors.rollout import RolloutConfig, spawn_rollout_actors
+from actors.rollout import spawn_rollout_actors
 from executors.fleet import ExecutorFleet, FleetConfig
-from learner.learner import Learner, LearnerConfig
-from rlce.controller import Controller, LoopConfig, ProblemStream, run_loop
+from executors.schema import Verdict
+from learner.learner import Learner
+from rlce.controller import Controller
+from rlce.core.config import AlgoConfig, LearnerConfig, RolloutConfig
 from rlce.core.types import SamplingSettings
-from rlce.data import generate, parse_problem
-from rlce.rewards import REWARDS, register
+from rlce.data import ProblemStream, generate, parse_problem
 
 pytestmark = pytest.mark.slow  # rlce.controller imports ray; real engines and fleet
 
 MAX_TOKENS = 24
 
 
-def parity(verdict: dict, text: str) -> float:
+def parity(verdict: Verdict, text: str) -> float:
     """A random tiny model never passes a test, so the tests reward something it does vary."""
     return float(len(text) % 2)
-
-
-if "test_parity_of_length" not in REWARDS:
-    register("test_parity_of_length")(parity)
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +35,30 @@ def fleet(ray_local):
         yield f
 
 
+def new_learner(tiny_model: str) -> Learner:
+    return Learner(LearnerConfig(lr=1e-3, micro_batch_tokens=2048), algo(), tiny_model, seed=0)
+
+
 def learner_for(tiny_model: str, engine) -> Learner:
-    learner = Learner(LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=2048))
+    learner = new_learner(tiny_model)
     learner.set_version(ray.get(engine.get_version.remote()))
     return learner
 
 
-def loop_cfg(**kw) -> LoopConfig:
-    return LoopConfig(groups_per_step=2, reward="test_parity_of_length",
-                      sampling=SamplingSettings(n=4, temperature=1.0, max_tokens=MAX_TOKENS,
-                                                seed=1), **kw)
+def algo(**kw) -> AlgoConfig:
+    return AlgoConfig(**{"groups_per_step": 2, "n": 4, "temperature": 1.0,
+                         "max_tokens": MAX_TOKENS, "stop": [], "problems_per_draw": 0, **kw})
+
+
+def controller(problems, engines, fleet, learner, make_engine=None, log=None,
+               **kw) -> Controller:
+    return Controller(ProblemStream(problems, shuffle=False), engines, fleet, learner,
+                      algo(**kw), parity, seed=1, max_engine_restarts=3, samples_kept=16,
+                      make_engine=make_engine, log=log)
+
+
+def run_loop(problems, fleet, learner, engines, log=None, **kw) -> list[dict]:
+    return controller(problems, engines, fleet, learner, log=log, **kw).run()
 
 
 @pytest.mark.usefixtures("restores_vllm_actor")
@@ -58,8 +69,8 @@ def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
     seen = []
     executed0 = fleet.metrics().get("verdicts", 0.0)
     history = run_loop(iter(itertools.islice(generate(seed=7), 100)), fleet, learner,
-                       [vllm_actor], loop_cfg(steps=2, overlong="penalty", overlong_penalty=0.5),
-                       log=seen.append)
+                       [vllm_actor], log=seen.append, steps=2, overlong="penalty",
+                       overlong_penalty=0.5)
     assert seen == history and [m["step"] for m in history] == [1, 2]
     cut = 0
     for m in history:
@@ -69,7 +80,7 @@ def test_synchronous_steps_move_the_engines_and_penalise_cut_completions(
         assert sum(v for k, v in m.items() if k.startswith("exec/verdict_")) == \
             m["rollout/samples"]
         for r in m["_samples"]:
-            want = parity({}, r["text"]) - (0.5 if r["tokens"] == MAX_TOKENS else 0.0)
+            want = parity(None, r["text"]) - (0.5 if r["tokens"] == MAX_TOKENS else 0.0)
             assert r["reward"] == want, r
             cut += r["tokens"] == MAX_TOKENS
     assert cut > 0  # the penalty was exercised
@@ -86,8 +97,7 @@ def test_asynchronous_mode_keeps_the_staleness_bound_and_skips_long_prompts(
     long = parse_problem({"id": "too-long", "language": "python", "prompt": "word " * 2000,
                           "tests": {"format": "asserts", "asserts": ["assert True"]}})
     problems = [long] + list(itertools.islice(generate(seed=11), 40))
-    ctrl = Controller(ProblemStream(problems, shuffle=False), [vllm_actor], fleet, learner,
-                      loop_cfg(steps=3, staleness=1))
+    ctrl = controller(problems, [vllm_actor], fleet, learner, steps=3, staleness=1)
     history = ctrl.run()
     assert [m["step"] for m in history] == [1, 2, 3]
     assert sum(m["data/prompts_skipped"] for m in history) >= 1
@@ -108,7 +118,7 @@ def test_a_wide_draw_trains_on_every_informative_group_it_finds(
         ray_local, vllm_actor, tiny_model, fleet):
     learner = learner_for(tiny_model, vllm_actor)
     (m,) = run_loop(iter(itertools.islice(generate(seed=3), 100)), fleet, learner,
-                    [vllm_actor], loop_cfg(steps=1, problems_per_draw=6))
+                    [vllm_actor], steps=1, problems_per_draw=6)
     # each round draws 6 problems, not the 2 groups still needed, and keeps all that vary
     assert m["rollout/samples"] == 6 * 4 * m["data/draws"]
     assert m["data/groups_kept"] + m["data/groups_dropped"] == 6 * m["data/draws"]
@@ -118,14 +128,14 @@ def test_a_wide_draw_trains_on_every_informative_group_it_finds(
 
 def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes_on(
         ray_local, tiny_model, fleet):
-    cfg = RolloutConfig(model=tiny_model, backend="transformers", max_model_len=512, seed=0)
-    engines = spawn_rollout_actors(cfg, 1)
+    cfg = RolloutConfig(backend="transformers", max_model_len=512)
+    engines = spawn_rollout_actors(cfg, tiny_model, 0, 1)
     first = engines[0]
-    learner = Learner(LearnerConfig(model=tiny_model, lr=1e-3, micro_batch_tokens=2048))
+    learner = new_learner(tiny_model)
     started = []
 
     def new_engine():
-        (e,) = spawn_rollout_actors(cfg, 1)
+        (e,) = spawn_rollout_actors(cfg, tiny_model, 0, 1)
         started.append(e)
         return e
 
@@ -133,8 +143,8 @@ def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes
         if m["step"] == 1:
             ray.kill(first)
 
-    ctrl = Controller(ProblemStream(generate(seed=5)), engines, fleet, learner,
-                      loop_cfg(steps=3), make_engine=new_engine, log=kill_after_first_step)
+    ctrl = controller(generate(seed=5), engines, fleet, learner, make_engine=new_engine,
+                      log=kill_after_first_step, steps=3)
     history = ctrl.run()
     assert [m["step"] for m in history] == [1, 2, 3]
     assert sum(m["rollout/engine_restarts"] for m in history) == 1 == len(started)
@@ -146,12 +156,12 @@ def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes
 
 
 def test_bad_loop_options_are_named():
-    with pytest.raises(ValueError, match="algo.staleness"):
-        LoopConfig(staleness=-1)
-    with pytest.raises(ValueError, match="algo.overlong"):
-        LoopConfig(overlong="truncate")
-    with pytest.raises(ValueError, match="algo.problems_per_draw"):
-        LoopConfig(problems_per_draw=-1)
+    with pytest.raises(ValueError, match="algo.staleness must be >= 0, got -1"):
+        AlgoConfig(staleness=-1)
+    with pytest.raises(ValueError, match="algo.overlong must be one of keep, filter, penalty"):
+        AlgoConfig(overlong="truncate")
+    with pytest.raises(ValueError, match="algo.problems_per_draw must be >= 0"):
+        AlgoConfig(problems_per_draw=-1)
 
 
 def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog):
@@ -172,15 +182,15 @@ def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog)
         def submit(self, job, callback):
             failed = job["id"].endswith("#0")
             callback({"id": job["id"], "status": "sandbox_error" if failed else "failed",
-                      "passed": 0, "total": 2, "message": "sandbox could not be restarted"})
+                      "passed": 0, "total": 2, "tests": [], "duration_s": 0.1,
+                      "message": "sandbox could not be restarted"})
 
-    batch = generate_and_execute(Pool(), Fleet(), [problem], SamplingSettings(n=3), parity,
-                                 {"timeout_s": 5})
+    batch = generate_and_execute(Pool(), Fleet(), [problem], SamplingSettings(n=3), parity)
     (group,) = batch.groups
     assert len(group.samples) == 2
-    assert batch.info["sandbox_errors_excluded"] == 1
-    assert batch.info["verdicts"] == {"sandbox_error": 1, "failed": 2}
-    assert len(batch.info["rewards"]) == len(batch.records) == 2
+    assert batch.stats.sandbox_errors_excluded == 1
+    assert batch.stats.verdicts == {"sandbox_error": 1, "failed": 2}
+    assert len(batch.stats.rewards) == len(batch.records) == 2
     (warning,) = [r for r in caplog.records
                   if r.name == "rlce.controller" and r.levelno == logging.WARNING]
     assert warning.args == (problem.id, 0, "sandbox could not be restarted")

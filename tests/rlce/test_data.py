@@ -115,7 +115,7 @@ def test_hf_datasets_on_disk_load_with_errors_named_by_split_and_row(tmp_path):
 
 
 def test_problem_stream_is_reproducible_per_epoch_and_resumes_in_order():
-    from rlce.controller import ProblemStream
+    from rlce.data import ProblemStream
 
     items = [parse_problem({**GOOD, "id": f"p{i}"}) for i in range(5)]
     a = ProblemStream(items, seed=1)

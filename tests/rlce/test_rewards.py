@@ -1,10 +1,11 @@
 import pytest
 
+from executors.schema import Verdict
 from rlce.rewards import extract_program, get_reward, register
 
-PASSED = {"status": "passed", "passed": 3, "total": 3}
-HALF = {"status": "failed", "passed": 1, "total": 2}
-CE = {"status": "compile_error", "passed": 0, "total": 2}
+PASSED = Verdict("a", "passed", passed=3, total=3, tests=[], duration_s=0.1)
+HALF = Verdict("b", "failed", passed=1, total=2, tests=[], duration_s=0.1)
+CE = Verdict("c", "compile_error", passed=0, total=2, tests=[], duration_s=0.1)
 
 
 def test_extract_program_prefers_the_last_block_in_the_language():
@@ -52,5 +53,5 @@ def test_a_block_cut_off_by_the_token_limit_keeps_its_parsable_part():
     assert extract_program(cut, "python", "f") == ("def f(x):\n    return x + 1\n\n", True)
     assert extract_program("```js\nlet a = [1,", "javascript") == ("let a = [1,", True)
     fmt = get_reward("binary_with_format")
-    assert fmt({"status": "passed"}, cut) == 1.0  # an unclosed block is not the format
-    assert fmt({"status": "failed"}, "```python\nx = 1\n```") == 0.1
+    assert fmt(PASSED, cut) == 1.0  # an unclosed block is not the format
+    assert fmt(HALF, "```python\nx = 1\n```") == 0.1

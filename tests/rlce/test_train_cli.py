@@ -57,16 +57,53 @@ def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
     for args, message in [(["+foo=1"], "unknown config option(s) ['foo']"),
                           (["algo.stepz=1"], "algo.stepz"),
                           (["learner.schedule=linear"], "learner.schedule must be"),
-                          (["reward.name=nope"], "unknown reward 'nope'"),
+                          (["reward.name=nope"], "reward.name must be one of binary"),
                           (["data.source=nope"], "data.source must be"),
                           (["data=jsonl"], "needs data.path"),
                           (["eval.k=[5]"], "eval.k=[5] must lie between 1 and eval.n=4"),
                           (["algo.staleness=-1"], "algo.staleness must be >= 0"),
                           (["algo.stop=['']"], "algo.stop must hold non-empty strings"),
                           (["algo.problems_per_draw=-1"], "algo.problems_per_draw must be"),
-                          (["checkpoint.resume=/nonexistent"], "checkpoint.resume")]:
-        out = rlce(["train", *args], tmp_path, timeout=120)
+                          (["checkpoint.resume=/nonexistent"], "checkpoint.resume"),
+                          (["algo.steps=abc"], "algo.steps"),
+                          (["algo.top_p=0.9"], "algo.top_p must be 1.0"),
+                          (["data=jsonl", "data.path=/missing.jsonl"],
+                           "data.path=/missing.jsonl is not a file"),
+                          (["model.name=/nonexistent/model"], "model.name: model path"),
+                          (["data.languages=[cobol]"], "select no shipped problem")]:
+        out = rlce(["train", *args, f"logging.dir={tmp_path}"], tmp_path, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr, (args, out.stderr[-2000:])
+    assert not run_dirs(tmp_path)  # a refused run leaves no run folder behind
+
+
+def test_help_lists_the_groups_and_cfg_job_prints_the_resolved_config(tmp_path):
+    out = rlce(["train", "--help"], tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "== Config groups (presets) ==" in out.stdout
+    assert "algo: async, dr_grpo, reinforce_pp, rloo" in out.stdout
+    assert "mini_batches: 1" in out.stdout  # every option, with its default
+    out = rlce(["train", "--cfg", "job", "algo=rloo", "learner.mini_batches=2"], tmp_path,
+               timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["algo"]["estimator"] == "rloo" and cfg["learner"]["mini_batches"] == 2
+    assert cfg["data"]["languages"] == ["python"] and cfg["learner"]["lr"] == 5e-5
+
+
+def test_a_sweep_runs_one_training_run_per_point(tmp_path):
+    out = rlce(["train", "-m", "model=tiny", "rollout=transformers", "algo.steps=1",
+                "algo.groups_per_step=1", "algo.problems_per_draw=0", "algo.n=2",
+                "algo.max_tokens=8", "algo.drop_uniform_groups=false", "eval.before=false",
+                "eval.after=false", "logging.mode=disabled", "learner.lr=1e-4,1e-3",
+                f"logging.dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = tmp_path.glob("multirun-*")
+    for num, lr in ((0, 1e-4), (1, 1e-3)):
+        cfg = yaml.safe_load((sweep / str(num) / "config.yaml").read_text())
+        assert cfg["learner"]["lr"] == lr
+        state = json.loads((sweep / str(num) / "checkpoint" / "rlce_state.json").read_text())
+        assert state["step"] == 1 and state["learner"]["lr"] == lr
 
 
 def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
@@ -76,6 +113,11 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
                 f"logging.dir={a}"], a)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = run_dirs(a)
+    # what the run is about comes first, and each long phase says what it is doing
+    lines = out.stdout.splitlines()
+    assert lines[0] == "rlce: rlce train" and lines[1].startswith("model ")
+    assert f"run folder {run_dir}" in lines[3]
+    assert "rlce: evaluating before training: 3 shipped problems x 2 samples" in out.stdout
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["algo"]["steps"] == 2 and cfg["model"]["name"] == "tiny-llama-test"
     assert cfg["cluster"]["name"] == "laptop" and cfg["data"]["source"] == "shipped"
@@ -122,7 +164,7 @@ def test_eval_reports_pass_at_k_on_humaneval(tmp_path):
                 "eval.n=2", "eval.k=[1,2]", "algo.max_tokens=16", "rollout.max_model_len=1024",
                 f"logging.dir={tmp_path}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    (f,) = tmp_path.glob("eval-*.json")
+    (f,) = tmp_path.glob("*/eval.json")
     r = json.loads(f.read_text())
     assert r["set"] == "humaneval" and r["eval/problems"] == 2 and r["eval/samples"] == 4
     assert 0.0 <= r["eval/pass@1"] <= r["eval/pass@2"] <= 1.0
