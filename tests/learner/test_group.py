@@ -9,6 +9,8 @@ import pytest
 from learner.group import merge_rank_metrics
 from learner.learner import STEP_METRICS
 
+pytestmark = pytest.mark.slow  # fast, but learner.group imports ray (not in the fast tier)
+
 # rank 0: 4 samples, 30 completion tokens, 200 tokens processed in 2 s;
 # rank 1: 2 samples, 10 completion tokens, 200 tokens processed in 4 s
 RANK0 = {"step": 3, "lr": 1e-3, "grad_norm": 0.7, "loss": 0.3, "samples": 4.0,
