@@ -4,7 +4,6 @@ as one pool."""
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 import ray
@@ -72,15 +71,18 @@ def test_transformers_backend_takes_and_rejects_weights(hf_actor, tiny_model):
 def test_pool_merges_streams_of_several_engines(hf_actor, vllm_actor, tiny_model):
     pool = RolloutPool([vllm_actor, hf_actor])
     prompts = [Prompt(f"p{i}", token_ids=(1, i + 2)) for i in range(4)]
-    t0, arrivals = time.perf_counter(), []
+    arrivals, running_at_first = [], None
     for s in pool.generate(prompts, SamplingSettings(n=2, max_tokens=24, seed=0)):
-        arrivals.append((time.perf_counter() - t0, s))
-    assert sorted((s.problem_id, s.index) for _, s in arrivals) == [
+        if not arrivals:
+            running_at_first = [ray.get(a.get_stats.remote())["in_flight"] for a in pool.actors]
+        arrivals.append(s)
+    assert sorted((s.problem_id, s.index) for s in arrivals) == [
         (f"p{i}", j) for i in range(4) for j in range(2)]
-    engines = {s.engine for _, s in arrivals}
-    assert len(engines) == 2
-    # no one waits for the slowest engine: the first sample comes long before the last
-    assert arrivals[0][0] < arrivals[-1][0] / 2
+    assert len({s.engine for s in arrivals}) == 2
+    # no one waits for the slowest engine: the first sample is handed out while requests are
+    # still running (the transformers engine runs its four one after another), an event, not
+    # a comparison of arrival times, which a busy machine can upset
+    assert sum(running_at_first) > 0, running_at_first
     original = load_file(f"{tiny_model}/model.safetensors")
     versions = {ray.get(a.get_version.remote()) for a in pool.actors}
     target = max(versions) + 1

@@ -7,14 +7,9 @@ import json
 import shlex
 from pathlib import Path
 
-import pytest
 import yaml
 
 from rlce.cli import load_config
-
-# fast, but rlce.config imports the parts' configs and with them ray, which the fast tier
-# never imports: back to the fast tier once the config schema stands on its own
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
