@@ -11,9 +11,18 @@ from __future__ import annotations
 import torch
 
 
-def _logits(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, temperature: float,
-            dtype: torch.dtype) -> torch.Tensor:
-    return (hidden_N_H.to(dtype) @ weight_V_H.to(dtype).T).float() / temperature
+def _logits(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, temperature: float
+            ) -> torch.Tensor:
+    """Float32 logits, the matmul in ``weight_V_H``'s dtype."""
+    return (hidden_N_H.to(weight_V_H.dtype) @ weight_V_H.T).float() / temperature
+
+
+def _add_matmul(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """acc += a @ b, the product in a's dtype and accumulated in acc's."""
+    if a.dtype == acc.dtype:
+        acc.addmm_(a, b)  # no [V, H] temporary
+    else:
+        acc.add_((a @ b).to(acc.dtype))
 
 
 class _ChunkedOutputLayer(torch.autograd.Function):
@@ -29,8 +38,9 @@ class _ChunkedOutputLayer(torch.autograd.Function):
         logp = torch.empty(n, dtype=torch.float32, device=hidden_N_H.device)
         lse = torch.empty_like(logp)
         entropy = torch.empty_like(logp) if with_entropy else torch.empty(0)
+        w = weight_V_H.to(dtype)
         for s in range(0, n, chunk):
-            z = _logits(hidden_N_H[s:s + chunk], weight_V_H, temperature, dtype)
+            z = _logits(hidden_N_H[s:s + chunk], w, temperature)
             lse_c = torch.logsumexp(z, dim=-1)
             logp[s:s + chunk] = z.gather(1, targets_N[s:s + chunk, None]).squeeze(1) - lse_c
             lse[s:s + chunk] = lse_c
@@ -48,17 +58,18 @@ class _ChunkedOutputLayer(torch.autograd.Function):
         want_h, want_w = ctx.needs_input_grad[:2]
         grad_h = torch.empty_like(hidden) if want_h else None
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if want_w else None
+        w = weight.to(ctx.dtype)
         for s in range(0, hidden.shape[0], ctx.chunk):
-            h, g = hidden[s:s + ctx.chunk], grad_logp_N[s:s + ctx.chunk, None].float()
-            z = _logits(h, weight, ctx.temperature, ctx.dtype)
-            # dL/dz = g * (onehot(y) - p), then through z = W h / T
-            grad_z = z.sub_(lse[s:s + ctx.chunk, None]).exp_().mul_(-g)
-            grad_z.scatter_add_(1, targets[s:s + ctx.chunk, None], g)
-            grad_z.div_(ctx.temperature)
+            h = hidden[s:s + ctx.chunk]
+            g_T = grad_logp_N[s:s + ctx.chunk, None].float() / ctx.temperature
+            z = _logits(h, w, ctx.temperature)
+            # dL/d(W h) = g * (onehot(y) - p) / T
+            grad_z = z.sub_(lse[s:s + ctx.chunk, None]).exp_().mul_(-g_T)
+            grad_z = grad_z.scatter_add_(1, targets[s:s + ctx.chunk, None], g_T).to(ctx.dtype)
             if want_h:
-                grad_h[s:s + ctx.chunk] = (grad_z.to(ctx.dtype) @ weight.to(ctx.dtype)).to(h.dtype)
+                grad_h[s:s + ctx.chunk] = (grad_z @ w).to(h.dtype)
             if want_w:
-                grad_w.add_((grad_z.to(ctx.dtype).T @ h.to(ctx.dtype)).float())
+                _add_matmul(grad_w, grad_z.T, h.to(ctx.dtype))
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
         return grad_h, grad_w, None, None, None, None, None
