@@ -107,12 +107,11 @@ class Parts:
             ray.kill(e)  # a no-op for an engine that already died
 
 
-def _evaluator(cfg: TrainConfig, parts: Parts, progress: bool
+def _evaluator(cfg: TrainConfig, parts: Parts, problems: list[Problem], progress: bool
                ) -> Callable[[str], dict[str, Any]]:
-    """``run(label)`` evaluates the engines' current policy on ``cfg.eval``."""
-    from rlce.evaluate import eval_problems, evaluate
-
-    problems = eval_problems(cfg.eval, cfg.data)
+    """``run(label)`` evaluates the engines' current policy on ``problems`` (``cfg.eval``'s
+    set, loaded before anything started)."""
+    from rlce.evaluate import evaluate
 
     def run(label: str) -> dict[str, Any]:
         say(f"evaluating {label}: {len(problems)} {cfg.eval.set} problems x {cfg.eval.n} "
@@ -162,13 +161,14 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     from rlce.controller import Controller
     from rlce.data import ProblemStream
-    from rlce.evaluate import paired_difference
+    from rlce.evaluate import eval_problems, paired_difference
     from rlce.rewards import get_reward
 
     show = cfg.logging.progress
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
     problems = problems_from(cfg)
     say("rlce train\n" + header(cfg, problems, run_dir), show)
+    eval_set = eval_problems(cfg.eval, cfg.data)
     check_model(cfg)
     start_step, drawn = 0, 0
     if cfg.checkpoint.resume:
@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
         learner.publish(parts.engines, version=learner.version)
     say(f"parts ready in {time.perf_counter() - t0:.0f} s", show)
-    evaluate = _evaluator(cfg, parts, show)
+    evaluate = _evaluator(cfg, parts, eval_set, show)
     # every path of the config is resolved by now; work from the run folder. (Several Ray
     # nodes on one host share one runtime_resources folder, and a node may delete the job's
     # working_dir copy, the driver's cwd, while the driver still runs.)
@@ -323,11 +323,11 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     from rlce.evaluate import eval_problems
 
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
-    eval_problems(cfg.eval, cfg.data)  # a bad evaluation set fails before anything starts
+    eval_set = eval_problems(cfg.eval, cfg.data)  # a bad set fails before anything starts
     check_model(cfg)
     parts = Parts(cfg, learner=False)
     try:
-        result = _evaluator(cfg, parts, cfg.logging.progress)("the model")
+        result = _evaluator(cfg, parts, eval_set, cfg.logging.progress)("the model")
     finally:
         parts.close()
     result = {"model": cfg.model.name, "set": cfg.eval.set, "n": cfg.eval.n,
