@@ -484,8 +484,10 @@ class Judge:
             raise CandidateGone("the program exited or was killed")
         (n,) = struct.unpack(">I", hdr)
         if n > self.max_frame:
-            # the body is never read, so the channel is out of step: no further call may use it
-            self.sock.shutdown(socket.SHUT_RDWR)
+            # the body is never read, so the channel is out of step: closing it (read-ahead
+            # included) makes every later call fail as CandidateGone
+            self.rfile.close()
+            self.sock.close()
             raise MemoryError(f"the program sent a {n}-byte reply; replies are capped at its "
                               f"memory limit ({self.max_frame} bytes)")
         body = self.rfile.read(n)
