@@ -42,27 +42,90 @@ MAX_DEPTH = 64
 # --------------------------------------------------------------------------- framing
 
 
+STDERR_KEEP = 4096  # bytes of a run's stderr a reply carries
+DEFAULT_FRAME_CAP = 512 << 20  # candidate -> judge, when the language has no memory limit
+MAX_BINARY_BYTES = 64 << 20  # largest compiled program run (1/8 of the host's compile cache)
+MAX_REQUEST_BYTES = 1 << 30  # host -> zygote: jobs are the host's own, checked by its schema
+RESULT_LINE_BYTES = 8 << 10  # a judge result line without its value (messages are cut at 500)
+BASE_REPLY_BYTES = 64 << 10  # a reply's fixed fields, error messages and traces
+
+
+class FrameTooLarge(Exception):
+    """A frame's length header exceeds the cap its reader derived for it."""
+
+
 def read_exact(fd, n):
-    chunks = []
-    while n:
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
+    """Read exactly ``n`` bytes into one preallocated buffer (linear in ``n``)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if not k:
             raise EOFError
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
+        got += k
+    return buf
 
 
-def read_frame(fd):
+def read_frame(fd, cap):
     (n,) = struct.unpack(">I", read_exact(fd, 4))
+    if n > cap:
+        raise FrameTooLarge(f"frame of {n} bytes exceeds its cap of {cap} bytes")
     return json.loads(read_exact(fd, n))
 
 
-def write_frame(fd, obj):
+def frame(obj):
     data = json.dumps(obj).encode()
-    data = struct.pack(">I", len(data)) + data
-    while data:
-        data = data[os.write(fd, data) :]
+    return struct.pack(">I", len(data)) + data
+
+
+def write_all(fd, data):
+    """Write all of ``data``; each partial write advances a view, nothing is copied."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_frame(fd, obj, cap=0xFFFFFFFF):
+    """Write ``obj`` as one frame, or raise FrameTooLarge (writing nothing) if over ``cap``."""
+    data = frame(obj)
+    if len(data) - 4 > cap:
+        raise FrameTooLarge(f"frame of {len(data) - 4} bytes exceeds its cap of {cap} bytes")
+    write_all(fd, data)
+
+
+def b64_len(n):
+    return 4 * ((n + 2) // 3)
+
+
+def run_reply_cap(lim):
+    """Largest report of one run: its stdout as read back (``output_bytes`` + 1, base64) and
+    its stderr tail with every byte escaped as ``\\uXXXX``."""
+    return b64_len(lim["output_bytes"] + 1) + 6 * STDERR_KEEP + 1024
+
+
+def tests_in(spec):
+    if spec["format"] == "check":
+        return 1
+    return len(spec.get("asserts") or spec.get("cases") or ())
+
+
+def results_cap(job):
+    """Bytes of result lines a judge may write: call-format return values count against the
+    job's output limit, like stdout; every other line is small and bounded."""
+    return job["limits"]["output_bytes"] + RESULT_LINE_BYTES * (tests_in(job["tests"]) + 2)
+
+
+def reply_cap(req):
+    """Largest reply the zygote can honestly give to ``req``; both ends enforce it."""
+    job = req.get("job")
+    if req["op"] == "io":
+        return BASE_REPLY_BYTES + len(job["inputs"]) * run_reply_cap(job["limits"])
+    if req["op"] == "judge":  # results are re-encoded: same size, twice for safety
+        return BASE_REPLY_BYTES + 2 * results_cap(job) + run_reply_cap(job["limits"])
+    if req["op"] == "compile":
+        return BASE_REPLY_BYTES + b64_len(MAX_BINARY_BYTES) + run_reply_cap(job["limits"])
+    return BASE_REPLY_BYTES + (1 << 20)  # ping: the isolation probe
 
 
 # --------------------------------------------------------------------------- plain-data codec
@@ -395,18 +458,38 @@ class CandidateGone(Exception):
     pass
 
 
+def candidate_frame_cap(lim):
+    """A candidate's reply is a value it held in memory: larger than its memory limit is not
+    plain data it computed (it wrote the frame itself)."""
+    return lim.get("as_bytes") or DEFAULT_FRAME_CAP
+
+
+def judge_memory(lim):
+    """Address space the judge may add to what it inherited: room to decode and re-encode
+    replies as large as the candidate's own memory."""
+    return 2 * candidate_frame_cap(lim) + (64 << 20)
+
+
 class Judge:
     """Trusted side: proxies calls to the candidate process over a socket."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, max_frame):
         self.sock = sock
         self.rfile = sock.makefile("rb")
+        self.max_frame = max_frame
 
     def recv(self):
         hdr = self.rfile.read(4)
         if len(hdr) < 4:
             raise CandidateGone("the program exited or was killed")
         (n,) = struct.unpack(">I", hdr)
+        if n > self.max_frame:
+            # the body is never read, so the channel is out of step: closing it (read-ahead
+            # included) makes every later call fail as CandidateGone
+            self.rfile.close()
+            self.sock.close()
+            raise MemoryError(f"the program sent a {n}-byte reply; replies are capped at its "
+                              f"memory limit ({self.max_frame} bytes)")
         body = self.rfile.read(n)
         if len(body) < n:
             raise CandidateGone("the program exited or was killed")
@@ -444,12 +527,10 @@ BUILTIN_EXC = {
 def judge_main(req, sock, res_fd):
     """Run the trusted tests; write one JSON line per test to ``res_fd``."""
     no_dump()
-    judge = Judge(sock)
+    judge = Judge(sock, candidate_frame_cap(req["limits"]))
 
     def emit(obj):
-        data = (json.dumps(obj) + "\n").encode()
-        while data:
-            data = data[os.write(res_fd, data) :]
+        write_all(res_fd, (json.dumps(obj) + "\n").encode())
 
     load = judge.recv()
     if load["load"] != "ok":
@@ -513,16 +594,37 @@ def judge_main(req, sock, res_fd):
 # --------------------------------------------------------------------------- zygote
 
 
+def private_channel():
+    """Move the host's request and reply pipes off fds 0 and 1 (which then read and write
+    /dev/null), so that nothing writing to stdout, nor reading stdin, in this process or any
+    process forked from it can reach the protocol. Returns (request fd, reply fd)."""
+    rfd, wfd = os.dup(0), os.dup(1)  # not inheritable: nothing exec'd keeps them
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    return rfd, wfd
+
+
+def to_dev_null(fds):
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
 class Zygote:
     def __init__(self):
         self.pid = os.getpid()
         no_dump()
         LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.rfd, self.wfd = private_channel()
         self.tsock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.template = os.fork()
         if self.template == 0:
             self.tsock.close()
             os.closerange(3, child.fileno())
+            os.closerange(child.fileno() + 1, 65536)
             template_loop(child)
         child.close()
         os.makedirs(WORKDIR, exist_ok=True)
@@ -593,7 +695,7 @@ class Zygote:
             st = self.kill_wait(pid)
         exit_info = exit_of(st) if finished else None
         out, out_size = read_capped(fout, lim["output_bytes"] + 1)
-        err, err_size = read_capped(ferr, 8192)
+        err, err_size = read_capped(ferr, 2 * STDERR_KEEP)
         for fd in (fin, fout, ferr, fsrc):
             os.close(fd)
         return {
@@ -602,7 +704,7 @@ class Zygote:
             "wall": wall,
             "stdout": base64.b64encode(out).decode(),
             "stdout_size": out_size,
-            "stderr": err[-4096:].decode("utf-8", "replace"),
+            "stderr": err[-STDERR_KEEP:].decode("utf-8", "replace"),
             "stderr_size": err_size,
         }
 
@@ -626,25 +728,14 @@ class Zygote:
             os.close(res_r)
             self.tsock.close()
             try:
+                self.enter_judge(lim)
                 judge_main(job, a, res_w)
             finally:
                 os._exit(0)
         a.close()
         os.close(res_w)
         deadline = t0 + lim["timeout_s"]
-        lines = []
-        buf = b""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready, _, _ = select.select([res_r], [], [], left)
-            if not ready:
-                break
-            chunk = os.read(res_r, 65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf, over = read_results(res_r, deadline, results_cap(job))
         os.close(res_r)
         judge_st = self.wait(jpid, min(deadline, time.monotonic() + 0.05))
         timed_out = judge_st is None and time.monotonic() >= deadline
@@ -657,23 +748,71 @@ class Zygote:
             exit_info = None if timed_out else exit_of(cst)
         else:
             exit_info = exit_of(cst)
-        for line in buf.split(b"\n"):
-            if line:
-                lines.append(json.loads(line))
+        # a judge ended at the deadline or the cap may leave a partial last line
+        lines = [json.loads(ln) for ln in buf[: buf.rfind(b"\n") + 1].split(b"\n") if ln]
         out, out_size = read_capped(fout, lim["output_bytes"] + 1)
-        err, err_size = read_capped(ferr, 8192)
+        err, err_size = read_capped(ferr, 2 * STDERR_KEEP)
         os.close(fout)
         os.close(ferr)
         return {
             "results": lines,
+            "results_over": over,
             "timed_out": timed_out,
             "exit": exit_info,
             "wall": time.monotonic() - t0,
             "stdout": base64.b64encode(out[: lim["output_bytes"]]).decode(),
             "stdout_size": out_size,
-            "stderr": err[-4096:].decode("utf-8", "replace"),
+            "stderr": err[-STDERR_KEEP:].decode("utf-8", "replace"),
             "stderr_size": err_size,
         }
+
+    def enter_judge(self, lim):
+        """In the judge, before any test code runs: the protocol pipes are closed and its
+        standard fds are /dev/null, so printing (even a value the candidate chose) or reading
+        stdin cannot touch the host's channel; its memory is bounded by the job's."""
+        os.close(self.rfd)
+        os.close(self.wfd)
+        to_dev_null((0, 1, 2))
+        room = vm_size() + judge_memory(lim)
+        resource.setrlimit(resource.RLIMIT_AS, (room, room))
+
+    def put_files(self, files):
+        for name, data in files.items():
+            path = os.path.join(WORKDIR, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, 0o755)
+
+    def run_io(self, job):
+        """Each case starts from the job's files in an otherwise empty sandbox: everything the
+        previous case wrote is wiped and its processes ended first."""
+        files = {name: base64.b64decode(b64) for name, b64 in job.get("files", {}).items()}
+        src = job["source"].encode() if job["mode"] == "main" else b""
+        cases = []
+        for stdin_text in job["inputs"]:
+            self.put_files(files)
+            r = self.run_io_case(job, stdin_text.encode(), src, job["argv"], job["mode"])
+            cases.append(r)
+            if not self.clean():
+                return {"ok": False, "error": "could not end the run's processes"}
+            if job.get("stop_on_failure") and not (r["finished"] and r["exit"] == ["exit", 0]):
+                break
+        return {"ok": True, "cases": cases}
+
+    def compile(self, job):
+        """Compile; a binary over MAX_BINARY_BYTES is a compile error naming its size."""
+        self.put_files({n: base64.b64decode(b64) for n, b64 in job["files"].items()})
+        r = self.run_io_case(job, b"", b"", job["argv"], "exec")
+        out = os.path.join(WORKDIR, job["output"])
+        if not (r["finished"] and r["exit"] == ["exit", 0] and os.path.exists(out)):
+            return {"ok": True, "compile": r, "binary": None}
+        size = os.path.getsize(out)
+        if size > MAX_BINARY_BYTES:
+            r["stderr"] += (f"\nthe compiled program is {size} bytes, over the cap of "
+                            f"{MAX_BINARY_BYTES} bytes")
+            return {"ok": True, "compile": r, "binary": None}
+        with open(out, "rb") as f:
+            return {"ok": True, "compile": r, "binary": base64.b64encode(f.read()).decode()}
 
     def handle(self, req):
         op = req["op"]
@@ -684,54 +823,63 @@ class Zygote:
             if op == "judge":
                 return {"ok": True, "run": self.run_judged(job)}
             if op == "io":
-                files = job.get("files", {})
-                for name, b64 in files.items():
-                    path = os.path.join(WORKDIR, name)
-                    with open(path, "wb") as f:
-                        f.write(base64.b64decode(b64))
-                    os.chmod(path, 0o755)
-                cases = []
-                for stdin_text in job["inputs"]:
-                    src = job["source"].encode() if job["mode"] == "main" else b""
-                    r = self.run_io_case(job, stdin_text.encode(), src, job["argv"], job["mode"])
-                    cases.append(r)
-                    if not sweep({self.pid, self.template}):
-                        return {"ok": False, "error": "could not end the run's processes"}
-                    if job.get("stop_on_failure") and not (
-                        r["finished"] and r["exit"] == ["exit", 0]
-                    ):
-                        break
-                return {"ok": True, "cases": cases}
+                return self.run_io(job)
             if op == "compile":
-                for name, b64 in job["files"].items():
-                    with open(os.path.join(WORKDIR, name), "wb") as f:
-                        f.write(base64.b64decode(b64))
-                r = self.run_io_case(job, b"", b"", job["argv"], "exec")
-                out = os.path.join(WORKDIR, job["output"])
-                binary = None
-                if r["finished"] and r["exit"] == ["exit", 0] and os.path.exists(out):
-                    with open(out, "rb") as f:
-                        binary = base64.b64encode(f.read()).decode()
-                return {"ok": True, "compile": r, "binary": binary}
+                return self.compile(job)
             return {"ok": False, "error": f"unknown op {op!r}"}
         finally:
             if not self.clean():
                 # processes we cannot end means this sandbox must be thrown away
-                write_frame(1, {"ok": False, "error": "sandbox could not be cleaned"})
+                self.reply(req, {"ok": False, "error": "sandbox could not be cleaned"})
                 os._exit(3)
+
+    def reply(self, req, resp):
+        """Answer ``req``, echoing its id so the host can tell a stale or forged reply from
+        its own; a reply over the request's cap is replaced by an error naming both sizes."""
+        resp["rid"] = req.get("rid")
+        try:
+            write_frame(self.wfd, resp, reply_cap(req))
+        except FrameTooLarge as e:
+            write_frame(self.wfd, {"ok": False, "rid": req.get("rid"),
+                                   "error": f"reply to a {req['op']!r} request: {e}"})
 
     def serve(self):
         while True:
             try:
-                req = read_frame(0)
+                req = read_frame(self.rfd, MAX_REQUEST_BYTES)
             except EOFError:
                 os._exit(0)
             try:
                 resp = self.handle(req)
             except Exception as e:  # infrastructure failure inside the sandbox
-                resp = {"ok": False, "error": f"{type(e).__name__}: {e}",
+                resp = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000],
                         "trace": traceback.format_exc()[-2000:]}
-            write_frame(1, resp)
+            self.reply(req, resp)
+
+
+def read_results(fd, deadline, cap):
+    """The judge's result lines until it closes the pipe, the deadline passes or more than
+    ``cap`` bytes came (the rest is not read). Returns (bytes, over_cap)."""
+    chunks, size = [], 0
+    while size <= cap:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    return (data[:cap], True) if size > cap else (data, False)
+
+
+def vm_size():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
 
 
 def exit_of(st):

@@ -401,7 +401,7 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
             tests.append(TestResult(st, t, msg))
     if run["timed_out"] and len(tests) < test_count(job):
         tests.append(TestResult("timeout", job.limits.timeout_s, "time limit exceeded"))
-    if run["stdout_size"] > job.limits.output_bytes:
+    if run["stdout_size"] > job.limits.output_bytes or run["results_over"]:
         return Verdict(job.id, "output_limit", 0, test_count(job), tests, 0.0,
                        message="output limit exceeded", **base)
     return summarize(job, tests, **base)

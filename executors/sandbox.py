@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import pwd
+import secrets
 import select
 import signal
 import struct
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .inbox import frame, reply_cap
 
 INBOX = (Path(__file__).parent / "inbox.py").read_bytes()
 BOOT = (
@@ -223,37 +226,47 @@ class Sandbox:
         or does not answer within ``timeout_s`` (the caller then restarts it)."""
         if not self.alive:
             raise SandboxError("sandbox is not running")
-        data = json.dumps(msg).encode()
+        rid = secrets.token_hex(8)
+        msg = {**msg, "rid": rid}
         try:
-            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self.proc.stdin.write(frame(msg))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as e:
             raise SandboxError(f"sandbox stopped taking requests: {e}") from None
         deadline = time.monotonic() + timeout_s
-        hdr = self._read(4, deadline)
-        (n,) = struct.unpack(">I", hdr)
+        (n,) = struct.unpack(">I", self._read(4, deadline))
+        cap = reply_cap(msg)
+        if n > cap:
+            raise SandboxError(f"sandbox sent a {n}-byte reply; a {msg['op']!r} request's "
+                               f"replies are capped at {cap} bytes")
         reply = json.loads(self._read(n, deadline))
         self.runs += 1
+        if reply.get("rid") != rid:  # a stale or forged frame: everything after it is suspect
+            raise SandboxError(f"sandbox answered request {reply.get('rid')!r} while request "
+                               f"{rid!r} was waiting: its channel is out of step")
         if not reply.get("ok"):
             raise SandboxError(f"sandbox failed: {reply.get('error')}")
         return reply
 
-    def _read(self, n: int, deadline: float) -> bytes:
+    def _read(self, n: int, deadline: float) -> bytearray:
+        """Read exactly ``n`` bytes into one preallocated buffer (linear in ``n``)."""
         fd = self.proc.stdout.fileno()
-        buf = b""
-        while len(buf) < n:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SandboxError("sandbox did not answer in time")
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
-            chunk = os.read(fd, n - len(buf))
-            if not chunk:
+            k = os.readv(fd, [view[got:]])
+            if not k:
                 raise SandboxError(
                     f"sandbox exited (code {self.proc.poll()}): {self.log_tail()}"
                 )
-            buf += chunk
+            got += k
         return buf
 
 
