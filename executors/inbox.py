@@ -682,13 +682,16 @@ def code_names(code):
 def test_namespace(judge, defined, codes):
     """Globals for the test code: the real builtins, and of the program's names only those the
     tests use that are not builtins (a program's ``range`` or ``len`` never reaches a test).
-    Values are fetched now, only for those names: a table the tests never read stays put."""
+    A name of a standard-library module (``math`` of ``import math``) is the judge's own
+    import of it, never the program's value, which could be a fake ``math`` whose
+    ``isclose`` always holds. Other values are fetched now, only for the names the tests use:
+    a table the tests never read stays in the program's process."""
     used = set()
     for code in codes:
         used |= code_names(code)
     ns = {"__name__": "__judge__", "__builtins__": builtins}
     for name in sorted((used & defined) - BUILTIN_NAMES):
-        ns[name] = judge.fetch(name)
+        ns[name] = importlib.import_module(name) if _stdlib_module(name) else judge.fetch(name)
     return ns
 
 
