@@ -10,10 +10,13 @@ library only and imports nothing from the package. Three kinds of process live i
 * per job, a **judge** (forked from the zygote) that runs the trusted test code and talks to the
   candidate over a socket. Only the judge writes test results, on a pipe the candidate never holds.
 
-Candidate functions are reached through proxies that move *plain data* only (None, bool, int,
-float, complex, str, bytes, list, tuple, dict, set, frozenset), so a returned object cannot
-carry a custom ``__eq__`` into the judge, and exiting, printing or patching inside the candidate
-process cannot produce a pass. Every process here is non-dumpable, so same-uid processes cannot
+The judge rebuilds only standard types from what the candidate sends (None, bool, int, float,
+complex, str, bytes, list, tuple, dict, set, frozenset, Fraction, iterators over such values,
+standard modules by name); any other object of the candidate stays in its process and reaches
+the tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
+``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
+writing raw frames inside the candidate process cannot produce a pass. The tests run against
+the judge's own builtins and see, of the candidate's names, only those they use. Every process here is non-dumpable, so same-uid processes cannot
 read its memory or its file descriptors through /proc.
 """
 
@@ -38,7 +41,6 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 WORKDIR = "/tmp/run"
-PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
 MAX_DEPTH = 64
 
 # --------------------------------------------------------------------------- framing
@@ -137,7 +139,9 @@ def _encode_other(v, ref, depth):
 
 
 def _stdlib_module(name):
-    return isinstance(name, str) and name.partition(".")[0] in sys.stdlib_module_names
+    """A top-level standard-library module (not a submodule: importing ``venv.__main__``
+    runs a program)."""
+    return isinstance(name, str) and name in sys.stdlib_module_names
 
 
 MAX_INT_DIGITS = 100_000  # a returned integer longer than this is not judged (host CPU)
@@ -637,7 +641,7 @@ class Judge:
             if type(msg) is dict and msg.get("load") == "ok":
                 names = msg["names"]
                 if type(names) is list and all(type(n) is str for n in names):
-                    return None, set(names)
+                    return None, {n for n in names if not n.startswith("__")}
             elif type(msg) is dict and msg.get("load") in ("syntax", "error"):
                 return msg["load"], str(msg["msg"])[:2000]
             raise ValueError("not a load message")
