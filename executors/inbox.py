@@ -23,6 +23,7 @@ read its memory or its file descriptors through /proc.
 import base64
 import builtins
 import ctypes
+import dis
 import importlib
 import json
 import os
@@ -674,9 +675,13 @@ BUILTIN_NAMES = frozenset(vars(builtins))
 CALL_CHECK = compile("check(__entry__)", "check.py", "exec")
 
 
+GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+
+
 def code_names(code):
-    """Every global, attribute and imported name a code object (or one nested in it) uses."""
-    names = set(code.co_names)
+    """The global names a code object, or one nested in it (functions, comprehensions,
+    classes), reads: attribute names such as ``x.data`` are not fetched from the program."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
     for const in code.co_consts:
         if type(const) is type(code):
             names |= code_names(const)

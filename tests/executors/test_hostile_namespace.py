@@ -209,6 +209,10 @@ def test_a_large_table_the_tests_do_not_read_stays_in_the_program(runner):
     src = "TABLE = [0.5] * 10**7\ndef f(i):\n    return TABLE[i] * 2\n"
     v = run(runner, asserts_job(src, ["assert f(3) == 1.0"]))
     assert v["status"] == "passed", v
+    # an attribute of the same name is not a read of the global
+    src = "data = [0.5] * 10**7\nclass Box:\n    data = 3\ndef f():\n    return Box()\n"
+    v = run(runner, asserts_job(src, ["assert f().data == 3"]))
+    assert v["status"] == "passed", v
 
 
 def test_printing_test_code_does_not_disturb_the_sandbox(solo):
