@@ -666,10 +666,14 @@ def exception_of(reply):
     return BUILTIN_EXC.get(name, RuntimeError), f"{name}: {msg}"[:600]
 
 
+# The program's exception is raised in the judge as the built-in class of that name, except
+# the two that steer iteration: a StopIteration raised inside ``map(candidate, xs)`` would end
+# the map early, so that ``all(map(candidate, xs))`` held. Those become RuntimeError.
 BUILTIN_EXC = {
     k: v
     for k, v in vars(builtins).items()
     if isinstance(v, type) and issubclass(v, Exception)
+    and not issubclass(v, (StopIteration, StopAsyncIteration))
 }
 BUILTIN_NAMES = frozenset(vars(builtins))
 CALL_CHECK = compile("check(__entry__)", "check.py", "exec")

@@ -109,6 +109,15 @@ def test_exiting_inside_a_call_fails_a_test_that_catches_everything(runner, caug
     assert v["status"] in NOT_PASSED, v
 
 
+@pytest.mark.parametrize("assertion", ["assert all(map(c, [1, 2, 3]))",
+                                       "assert not any(map(c, [1, 2, 3]))",
+                                       "assert list(map(c, [4, 5])) == []"])
+def test_stop_iteration_from_the_program_does_not_end_the_tests_loop(runner, assertion):
+    src = "def f(x):\n    raise StopIteration\n"
+    v = run(runner, check_job(src, f"def check(c):\n    {assertion}\n"))
+    assert v["status"] == "runtime_error" and "StopIteration" in v["message"], v
+
+
 OBJECT = "class O:\n{}\ndef f(x):\n    return O()\n"
 PROTOCOLS = {  # objects of the program reach the judge as handles: no protocol is forwarded
     "eq": ("    def __eq__(self, o):\n        return True", "assert c(1) == 3"),
