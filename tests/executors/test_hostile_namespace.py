@@ -164,6 +164,11 @@ HONEST = {
     "generator": ("def f(n):\n    for i in range(n):\n        yield i * i\n",
                   "assert list(c(4)) == [0, 1, 4, 9]"),
     "map": ("def f(xs):\n    return map(abs, xs)\n", "assert sorted(c([-2, 1])) == [1, 2]"),
+    "decimal": ("from decimal import Decimal\ndef f(a):\n    return Decimal(a) / 4\n",
+                "from decimal import Decimal\n    assert c('1') == Decimal('0.25')"),
+    "dict_views": ("def f(d):\n    return d.keys(), d.values(), d.items()\n",
+                   "k, v, i = c({1: 'a', 2: 'b'})\n    assert k == {1, 2} and list(k) == [1, 2]\n"
+                   "    assert list(v) == ['a', 'b'] and i == {(1, 'a'), (2, 'b')}"),
     "int_enum": ("import enum\nclass K(enum.IntEnum):\n    A = 7\ndef f():\n    return K.A\n",
                  "assert c() == 7"),
     "own_exception": ("class Bad(ValueError):\n    pass\ndef f(x):\n    raise Bad('no')\n",
