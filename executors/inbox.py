@@ -511,7 +511,7 @@ def serve_rpc(src, fd):
     except BaseException as e:
         send({"load": "error", "msg": f"{type(e).__name__}: {e}"})
         os._exit(0)
-    send({"load": "ok", "names": [k for k in list(g) if not k.startswith("__")]})
+    send({"load": "ok", "names": [k for k in list(g) if type(k) is str and k[:2] != "__"]})
     objects = Objects(g)
     while True:
         hdr = rfile.read(4)
@@ -624,6 +624,7 @@ class Judge:
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.broken = ""
+        self.gone = False
         self.refs = {}
         self.decode = Decoder(ref=self.handle, live=True)
 
@@ -662,11 +663,18 @@ class Judge:
             if type(reply) is dict and reply.keys() == {"ok"}:
                 return self.decode(reply["ok"])
             cls, msg = exception_of(reply)
+        except CandidateGone as e:
+            self.broken, self.gone = str(e), True
+            raise
         except BaseException as e:
-            self.broken = str(e) if isinstance(e, CandidateGone) else \
-                f"the program sent a malformed reply ({type(e).__name__}: {e})"[:500]
+            self.broken = f"the program sent a malformed reply ({type(e).__name__}: {e})"[:500]
             raise CandidateGone(self.broken) from None
         raise cls(msg)
+
+    def failure(self):
+        """The result of a test during which the channel broke: a crash if the program went
+        away, else a runtime error of the program (its malformed reply)."""
+        return {"status": "crashed" if self.gone else "error", "msg": self.broken}
 
     def load(self):
         """The program's load message, checked: ``(None, names)`` or ``(status, message)``."""
@@ -779,8 +787,8 @@ def judge_calls(judge, spec, defined, emit):
             fn = judge.fetch(name) if fn is None else fn
             out = fn(*case.get("args", []), **case.get("kwargs", {}))
             emit({"i": i, "value": encode(out), "time": time.perf_counter() - t0})
-        except CandidateGone as e:
-            emit({"i": i, "status": "crashed", "msg": str(e), "time": time.perf_counter() - t0})
+        except CandidateGone:
+            emit(dict(judge.failure(), i=i, time=time.perf_counter() - t0))
             break
         except BaseException as e:
             emit({"i": i, "status": "error", "msg": f"{type(e).__name__}: {e}"[:500],
@@ -804,16 +812,15 @@ def judge_tests(judge, spec, defined, emit):
                 return
         for code in setup:
             exec(code, ns)
-    except CandidateGone as e:
-        emit({"i": 0, "status": "crashed", "msg": str(e), "time": 0.0})
+    except CandidateGone:
+        emit(dict(judge.failure(), i=0, time=0.0))
         return
     except BaseException as e:
         emit({"setup_error": f"{type(e).__name__}: {e}"[:500]})
         return
     for i, steps in enumerate(tests):
-        result = run_test(judge, steps, ns)
-        emit(dict(result, i=i))
-        if result["status"] == "crashed":
+        emit(dict(run_test(judge, steps, ns), i=i))
+        if judge.broken:
             break
 
 
@@ -845,12 +852,10 @@ def run_test(judge, steps, ns):
         result = {"status": "passed"}
     except AssertionError as e:
         result = {"status": "failed", "msg": f"AssertionError: {e}"[:500]}
-    except CandidateGone as e:
-        result = {"status": "crashed", "msg": str(e)}
     except BaseException as e:
         result = {"status": "error", "msg": f"{type(e).__name__}: {e}"[:500]}
-    if judge.broken:
-        result = {"status": "crashed", "msg": judge.broken}
+    if judge.broken:  # whatever the test code made of it
+        result = judge.failure()
     return dict(result, time=time.perf_counter() - t0)
 
 
