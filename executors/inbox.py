@@ -151,10 +151,16 @@ def _loaded(module, name):
     return getattr(sys.modules.get(module), name, None)
 
 
+# Standard modules whose import acts (prints, opens a browser, installs site hooks into the
+# builtins): the judge never imports them for the program.
+IMPORT_ACTS = frozenset({"antigravity", "this", "site", "idlelib", "turtledemo", "__hello__",
+                         "__phello__"})
+
+
 def _stdlib_module(name):
-    """A top-level standard-library module (not a submodule: importing ``venv.__main__``
-    runs a program)."""
-    return isinstance(name, str) and name in sys.stdlib_module_names
+    """A top-level standard-library module that only defines things when imported (not a
+    submodule: importing ``venv.__main__`` runs a program)."""
+    return isinstance(name, str) and name in sys.stdlib_module_names and name not in IMPORT_ACTS
 
 
 MAX_INT_DIGITS = 100_000  # a returned integer longer than this is not judged (host CPU)
