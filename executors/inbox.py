@@ -729,13 +729,17 @@ CALL_CHECK = compile("check(__entry__)", "check.py", "exec")
 GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 
 
-def code_names(code):
-    """The global names a code object, or one nested in it (functions, comprehensions,
-    classes), reads: attribute names such as ``x.data`` are not fetched from the program."""
-    names = {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
+def code_names(code, exact):
+    """The names a code object, or one nested in it (functions, comprehensions, classes),
+    uses. ``exact``: only the global names it reads (attribute names such as ``x.data`` are
+    not fetched from the program), by disassembly; otherwise every name, a cheap superset."""
+    if exact:
+        names = {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
+    else:
+        names = set(code.co_names)
     for const in code.co_consts:
         if type(const) is type(code):
-            names |= code_names(const)
+            names |= code_names(const, exact)
     return names
 
 
@@ -746,11 +750,14 @@ def test_namespace(judge, defined, codes):
     import of it, never the program's value, which could be a fake ``math`` whose
     ``isclose`` always holds. Other values are fetched now, only for the names the tests use:
     a table the tests never read stays in the program's process."""
-    used = set()
+    wanted = set()
     for code in codes:
-        used |= code_names(code)
+        wanted |= code_names(code, exact=False)
+    wanted = (wanted & defined) - BUILTIN_NAMES
+    if wanted:  # most tests share no name with the program: no disassembly for them
+        wanted &= set().union(*(code_names(code, exact=True) for code in codes))
     ns = {"__name__": "__judge__", "__builtins__": builtins}
-    for name in sorted((used & defined) - BUILTIN_NAMES):
+    for name in sorted(wanted):
         ns[name] = importlib.import_module(name) if _stdlib_module(name) else judge.fetch(name)
     return ns
 
