@@ -10,15 +10,21 @@ library only and imports nothing from the package. Three kinds of process live i
 * per job, a **judge** (forked from the zygote) that runs the trusted test code and talks to the
   candidate over a socket. Only the judge writes test results, on a pipe the candidate never holds.
 
-Candidate functions are reached through proxies that move *plain data* only (None, bool, int,
-float, complex, str, bytes, list, tuple, dict, set, frozenset), so a returned object cannot
-carry a custom ``__eq__`` into the judge, and exiting, printing or patching inside the candidate
-process cannot produce a pass. Every process here is non-dumpable, so same-uid processes cannot
+The judge rebuilds only standard types from what the candidate sends (None, bool, int, float,
+complex, str, bytes, list, tuple, dict, set, frozenset, Fraction, iterators over such values,
+standard modules by name); any other object of the candidate stays in its process and reaches
+the tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
+``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
+writing raw frames inside the candidate process cannot produce a pass. The tests run against
+the judge's own builtins and see, of the candidate's names, only those they use. Every process here is non-dumpable, so same-uid processes cannot
 read its memory or its file descriptors through /proc.
 """
 
 import base64
+import builtins
 import ctypes
+import dis
+import importlib
 import json
 import os
 import resource
@@ -36,7 +42,6 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 WORKDIR = "/tmp/run"
-PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
 MAX_DEPTH = 64
 
 # --------------------------------------------------------------------------- framing
@@ -130,31 +135,95 @@ def reply_cap(req):
 
 # --------------------------------------------------------------------------- plain-data codec
 
+HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python, as opposed to a C type
 
-def encode(v, depth=0):
-    """Plain data -> JSON-able tagged form; anything else raises TypeError."""
+
+def encode(v, ref=None, depth=0):
+    """Value -> JSON-able tagged form.
+
+    Subclasses of plain types (``Counter``, ``OrderedDict``, ``defaultdict``, a ``namedtuple``,
+    ``IntEnum``, ...) travel as their base type, read through the base type's own methods
+    (``dict.items(v)``, ``tuple.__iter__(v)``, ``int.__int__(v)``), so no method a subclass
+    overrides is used. Iterators of C types (generators, ``map``, ``zip``) are drained and
+    travel as ``iter``; ``Fraction`` as its two integers; a standard-library module by name.
+    Anything else goes to ``ref`` (which returns a tagged reference or raises TypeError)."""
     if depth > MAX_DEPTH:
         raise TypeError("value nested too deeply")
-    t = type(v)
-    if t is bool or t is type(None) or t is str:
+    if v is None or type(v) is bool:
         return v
-    if t is int:
-        return v if -(2**53) < v < 2**53 else {"int": str(v)}
-    if t is float:
-        return {"float": repr(v)}
-    if t is complex:
-        return {"complex": [repr(v.real), repr(v.imag)]}
-    if t is bytes:
-        return {"bytes": base64.b64encode(v).decode()}
-    if t is list:
-        return [encode(x, depth + 1) for x in v]
-    if t is tuple:
-        return {"tuple": [encode(x, depth + 1) for x in v]}
-    if t is set or t is frozenset:
-        return {t.__name__: [encode(x, depth + 1) for x in v]}
-    if t is dict:
-        return {"dict": [[encode(k, depth + 1), encode(x, depth + 1)] for k, x in v.items()]}
-    raise TypeError(f"not plain data: {t.__name__}")
+    scalar = _encode_scalar(v)
+    if scalar is not None:
+        return scalar
+    seq = _encode_container(v, ref, depth + 1)
+    if seq is not None:
+        return seq
+    return _encode_other(v, ref, depth + 1)
+
+
+def _encode_scalar(v):
+    """Tagged form of a number, str or bytes (of any subclass), else None."""
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, int):
+        n = int.__int__(v)
+        return n if -(2**53) < n < 2**53 else {"int": str(n)}
+    if isinstance(v, float):
+        return {"float": repr(float.__float__(v))}
+    if isinstance(v, complex):
+        return {"complex": [repr(complex.real.__get__(v)), repr(complex.imag.__get__(v))]}
+    if isinstance(v, bytes):
+        return {"bytes": base64.b64encode(bytes.__getitem__(v, slice(None))).decode()}
+    return None
+
+
+def _encode_container(v, ref, depth):
+    """Tagged form of a list, tuple, set, frozenset or dict (of any subclass), else None."""
+    if isinstance(v, list):
+        return [encode(x, ref, depth) for x in list.__iter__(v)]
+    for base in (tuple, frozenset, set):
+        if isinstance(v, base):
+            return {base.__name__: [encode(x, ref, depth) for x in base.__iter__(v)]}
+    if isinstance(v, dict):
+        return {"dict": [[encode(k, ref, depth), encode(x, ref, depth)] for k, x in dict.items(v)]}
+    view = DICT_VIEWS.get(type(v))
+    if view is not None:
+        return {view: [encode(x, ref, depth) for x in v]}
+    return None
+
+
+DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
+
+
+def _encode_other(v, ref, depth):
+    t = type(v)
+    if not t.__flags__ & HEAPTYPE and hasattr(t, "__next__"):
+        return {"iter": [encode(x, ref, depth) for x in v]}
+    if t is _loaded("fractions", "Fraction"):
+        return {"fraction": [encode(v.numerator, None, depth), encode(v.denominator, None, depth)]}
+    if t is _loaded("decimal", "Decimal"):
+        return {"decimal": str(v)}
+    if t is type(sys) and _stdlib_module(v.__name__):
+        return {"module": v.__name__}
+    if ref is None:
+        raise TypeError(f"not plain data: {t.__name__}")
+    return ref(v)
+
+
+def _loaded(module, name):
+    """``module.name`` if the program imported that module (so only then can it hold one)."""
+    return getattr(sys.modules.get(module), name, None)
+
+
+# Standard modules whose import acts (prints, opens a browser, installs site hooks into the
+# builtins): the judge never imports them for the program.
+IMPORT_ACTS = frozenset({"antigravity", "this", "site", "idlelib", "turtledemo", "__hello__",
+                         "__phello__"})
+
+
+def _stdlib_module(name):
+    """A top-level standard-library module that only defines things when imported (not a
+    submodule: importing ``venv.__main__`` runs a program)."""
+    return isinstance(name, str) and name in sys.stdlib_module_names and name not in IMPORT_ACTS
 
 
 MAX_INT_DIGITS = 100_000  # a returned integer longer than this is not judged (host CPU)
@@ -164,6 +233,8 @@ _CHUNK = 4000  # below CPython's 4300-digit limit on str -> int, which the host 
 def big_int(text: str) -> int:
     """``int(text)`` for integers of any length up to MAX_INT_DIGITS, without lifting the
     interpreter's str -> int limit for the whole host process; longer ones raise ValueError."""
+    if type(text) is not str:
+        raise ValueError("malformed integer")
     digits = text[1:] if text[:1] in "+-" else text
     if len(digits) <= _CHUNK:
         return int(text)
@@ -179,29 +250,120 @@ def big_int(text: str) -> int:
     return -value if text.startswith("-") else value
 
 
-def decode(v):
-    if isinstance(v, list):
-        return [decode(x) for x in v]
-    if not isinstance(v, dict):
-        return v
-    ((tag, x),) = v.items()
-    if tag == "int":
+class Decoder:
+    """Tagged form -> value, building only standard types whatever the sender wrote: no code
+    of the sender's can run here. Malformed input raises ValueError or TypeError.
+
+    ``ref`` turns a reference id into an object (the judge's handles, the candidate's own
+    objects); without it a reference is malformed. ``live`` rebuilds iterators and modules;
+    otherwise (on the host) an iterator is the list of its items and a module is malformed."""
+
+    def __init__(self, ref=None, live=False):
+        self.ref = ref
+        self.live = live
+
+    def __call__(self, v, depth=0):
+        if depth > MAX_DEPTH:
+            raise ValueError("value nested too deeply")
+        t = type(v)
+        if v is None or t is bool or t is str or t is float:
+            return v
+        if t is int:
+            if not -(2**53) < v < 2**53:
+                raise ValueError("malformed integer")
+            return v
+        if t is list:
+            return [self(x, depth + 1) for x in v]
+        if t is not dict or len(v) != 1:
+            raise ValueError("malformed value")
+        ((tag, x),) = v.items()
+        build = getattr(self, f"tag_{tag}", None) if type(tag) is str else None
+        if build is None:
+            raise ValueError(f"bad tag {tag!r}"[:80])
+        return build(x, depth + 1)
+
+    def items(self, x, depth):
+        if type(x) is not list:
+            raise ValueError("malformed container")
+        return [self(i, depth) for i in x]
+
+    def tag_int(self, x, depth):
         return big_int(x)
-    if tag == "float":
+
+    def tag_float(self, x, depth):
+        if type(x) is not str:
+            raise ValueError("malformed float")
         return float(x)
-    if tag == "complex":
-        return complex(float(x[0]), float(x[1]))
-    if tag == "bytes":
-        return base64.b64decode(x)
-    if tag == "tuple":
-        return tuple(decode(i) for i in x)
-    if tag == "set":
-        return {decode(i) for i in x}
-    if tag == "frozenset":
-        return frozenset(decode(i) for i in x)
-    if tag == "dict":
-        return {decode(k): decode(i) for k, i in x}
-    raise ValueError(f"bad tag {tag!r}")
+
+    def tag_complex(self, x, depth):
+        re, im = self.items(x, depth)
+        return complex(self.tag_float(re, depth), self.tag_float(im, depth))
+
+    def tag_bytes(self, x, depth):
+        if type(x) is not str:
+            raise ValueError("malformed bytes")
+        return base64.b64decode(x, validate=True)
+
+    def tag_tuple(self, x, depth):
+        return tuple(self.items(x, depth))
+
+    def tag_set(self, x, depth):
+        return set(self.items(x, depth))
+
+    def tag_frozenset(self, x, depth):
+        return frozenset(self.items(x, depth))
+
+    def tag_dict(self, x, depth):
+        pairs = self.items(x, depth)
+        if not all(type(p) is list and len(p) == 2 for p in pairs):
+            raise ValueError("malformed dict")
+        return dict(pairs)
+
+    def tag_iter(self, x, depth):
+        values = self.items(x, depth)
+        return iter(values) if self.live else values
+
+    def tag_fraction(self, x, depth):
+        num, den = self.items(x, depth)
+        if type(num) is not int or type(den) is not int or den == 0:
+            raise ValueError("malformed fraction")
+        import fractions  # here, not at the top: most jobs never need it in the template
+
+        return fractions.Fraction(num, den)
+
+    def tag_decimal(self, x, depth):
+        if type(x) is not str:
+            raise ValueError("malformed decimal")
+        import decimal  # here, not at the top: most jobs never need it in the template
+
+        return decimal.Decimal(x)
+
+    def tag_keys(self, x, depth):
+        keys = self.items(x, depth)
+        return dict.fromkeys(keys).keys() if self.live else keys
+
+    def tag_values(self, x, depth):
+        values = self.items(x, depth)
+        return dict(enumerate(values)).values() if self.live else values
+
+    def tag_items(self, x, depth):
+        pairs = self.items(x, depth)
+        if not all(type(p) is tuple and len(p) == 2 for p in pairs):
+            raise ValueError("malformed dict items")
+        return dict(pairs).items() if self.live else pairs
+
+    def tag_module(self, x, depth):
+        if not self.live or not _stdlib_module(x):
+            raise ValueError("malformed module reference")
+        return importlib.import_module(x)
+
+    def tag_ref(self, x, depth):
+        if self.ref is None or type(x) is not int:
+            raise ValueError("a reference where plain data was expected")
+        return self.ref(x)
+
+
+decode = Decoder()
 
 
 # --------------------------------------------------------------------------- process hygiene
@@ -400,7 +562,8 @@ def run_main(src):
 
 
 def serve_rpc(src, fd):
-    """Candidate side of the judge protocol: load the program, then answer calls."""
+    """Candidate side of the judge protocol: load the program, send the names it defines (not
+    their values: the judge asks for the few its tests use), then answer requests."""
     g = {"__name__": "__candidate__", "__builtins__": __builtins__}
     sock = socket.socket(fileno=fd)
     rfile = sock.makefile("rb")
@@ -417,45 +580,106 @@ def serve_rpc(src, fd):
     except BaseException as e:
         send({"load": "error", "msg": f"{type(e).__name__}: {e}"})
         os._exit(0)
-    names = {}
-    for k, v in list(g.items()):
-        if k.startswith("__"):
-            continue
-        if callable(v) and not isinstance(v, type):
-            names[k] = "function"
-        else:
-            try:
-                names[k] = {"data": encode(v)}
-            except TypeError:
-                names[k] = "other"
-    send({"load": "ok", "names": names})
+    send({"load": "ok", "names": [k for k in list(g) if type(k) is str and k[:2] != "__"]})
+    objects = Objects(g)
     while True:
         hdr = rfile.read(4)
         if len(hdr) < 4:
             os._exit(0)
         (n,) = struct.unpack(">I", hdr)
-        req = json.loads(rfile.read(n))
+        send(objects.answer(json.loads(rfile.read(n))))
+
+
+class Objects:
+    """The candidate's side of references: objects handed to the judge by id, so that the
+    judge can call them, read and set their attributes and pass them back as arguments."""
+
+    def __init__(self, g):
+        self.g = g
+        self.held = []
+        self.ids = {}
+        self.decode = Decoder(ref=self.held.__getitem__, live=True)
+
+    def register(self, v):
+        key = id(v)
+        if key not in self.ids:
+            self.ids[key] = len(self.held)
+            self.held.append(v)
+        return {"ref": self.ids[key]}
+
+    def answer(self, req):
+        """One request -> its reply: the result as data (or references), or the exception."""
         try:
-            fn = g[req["name"]]
-            out = fn(*decode(req["args"]), **decode(req["kwargs"]))
-            reply = {"ok": encode(out)}
+            return {"ok": encode(self.perform(req), self.register)}
         except MemoryError:
-            reply = {"exc": "MemoryError", "msg": "out of memory"}
+            return {"exc": "MemoryError", "msg": "out of memory"}
         except RecursionError as e:
-            reply = {"exc": "RecursionError", "msg": str(e)[:200]}
+            return {"exc": "RecursionError", "msg": str(e)[:200]}
         except BaseException as e:  # the candidate's exception becomes the judge's
-            reply = {"exc": type(e).__name__, "msg": str(e)[:500]}
-        try:
-            send(reply)
-        except TypeError:
-            send({"exc": "TypeError", "msg": "return value is not plain data"})
+            return {"exc": builtin_base(type(e)), "msg": str(e)[:500]}
+
+    def perform(self, req):
+        op = req["op"]
+        if op == "global":
+            return self.g[req["name"]]
+        obj = self.held[req["ref"]]
+        if op == "call":
+            return obj(*self.decode(req["args"]), **self.decode(req["kwargs"]))
+        if op == "getattr":
+            return getattr(obj, req["name"])
+        if op == "setattr":
+            return setattr(obj, req["name"], self.decode(req["value"]))
+        raise ValueError(f"unknown request {op!r}")
+
+
+def builtin_base(cls):
+    """The name of the first built-in exception class ``cls`` derives from, so that a test's
+    ``except ValueError`` still catches the program's own ``ValueError`` subclass."""
+    return next(c.__name__ for c in cls.__mro__ if c.__module__ == "builtins")
 
 
 # --------------------------------------------------------------------------- judge
 
 
-class CandidateGone(Exception):
-    pass
+class CandidateGone(BaseException):
+    """The program's process ended, or sent a reply that is not a reply: the test is over
+    (a BaseException, so that a test's ``except Exception`` does not swallow it)."""
+
+
+class Ref:
+    """A handle on an object of the program, which stays in the program's process.
+
+    Equality and hashing are object identity (the judge's own, never the program's), so a
+    handle equals only itself and can never pass a comparison with a value; reading or
+    setting an attribute and calling go to the program and come back as plain data or new
+    handles. Double-underscore names are not forwarded, so no protocol (``__eq__``,
+    ``__len__``, ``__iter__``, ``__index__``...) reaches the program."""
+
+    __slots__ = ("__judge", "__id")
+
+    def __init__(self, judge, ident):
+        object.__setattr__(self, "_Ref__judge", judge)
+        object.__setattr__(self, "_Ref__id", ident)
+
+    def __call__(self, *args, **kwargs):
+        return self.__judge.request({"op": "call", "ref": self.__id, "args": list(args),
+                                     "kwargs": dict(kwargs)})
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.__judge.request({"op": "getattr", "ref": self.__id, "name": name})
+
+    def __setattr__(self, name, value):
+        if name.startswith("__"):
+            raise AttributeError(f"cannot set {name} on an object of the program")
+        self.__judge.request({"op": "setattr", "ref": self.__id, "name": name, "value": value})
+
+    def __repr__(self):
+        return f"<object #{self.__id} of the program>"
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("an object of the program cannot be copied or pickled in the judge")
 
 
 def candidate_frame_cap(lim):
@@ -471,12 +695,20 @@ def judge_memory(lim):
 
 
 class Judge:
-    """Trusted side: proxies calls to the candidate process over a socket."""
+    """Trusted side: talks to the candidate process over a socket.
+
+    Every reply is hostile input: it is only decoded into standard types and handles, and a
+    reply that is malformed (or none at all) sets ``broken``, which fails the test whatever
+    the test code did with the exception."""
 
     def __init__(self, sock, max_frame):
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.max_frame = max_frame
+        self.broken = ""
+        self.gone = False
+        self.refs = {}
+        self.decode = Decoder(ref=self.handle, live=True)
 
     def recv(self):
         hdr = self.rfile.read(4)
@@ -495,33 +727,125 @@ class Judge:
             raise CandidateGone("the program exited or was killed")
         return json.loads(body)
 
-    def call(self, name, args, kwargs):
-        data = json.dumps(
-            {"name": name, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}
-        ).encode()
+    def handle(self, ident):
+        if ident not in self.refs:
+            self.refs[ident] = Ref(self, ident)
+        return self.refs[ident]
+
+    def encode_arg(self, v):
+        """A handle travels back to the program as its id; nothing else that is not data."""
+        if type(v) is Ref and object.__getattribute__(v, "_Ref__judge") is self:
+            return {"ref": object.__getattribute__(v, "_Ref__id")}
+        raise TypeError(f"not plain data: {type(v).__name__}")
+
+    def request(self, req):
+        """Send one request; its result, or the program's exception raised here."""
+        if self.broken:
+            raise CandidateGone(self.broken)
+        for key in ("args", "kwargs", "value"):
+            if key in req:
+                req[key] = encode(req[key], self.encode_arg)
+        data = json.dumps(req).encode()
         try:
             self.sock.sendall(struct.pack(">I", len(data)) + data)
-        except OSError:
-            raise CandidateGone("the program exited or was killed") from None
-        reply = self.recv()
-        if "ok" in reply:
-            return decode(reply["ok"])
-        cls = BUILTIN_EXC.get(reply["exc"], RuntimeError)
-        raise cls(f"{reply['exc']}: {reply['msg']}")
+            reply = self.recv()
+            if type(reply) is dict and reply.keys() == {"ok"}:
+                return self.decode(reply["ok"])
+            cls, msg = exception_of(reply)
+        except CandidateGone as e:
+            self.broken, self.gone = str(e), True
+            raise
+        except MemoryError as e:  # a reply over the cap, or one too big to decode
+            self.broken = f"MemoryError: {e}"[:500]
+            raise CandidateGone(self.broken) from None
+        except BaseException as e:
+            self.broken = f"the program sent a malformed reply ({type(e).__name__}: {e})"[:500]
+            raise CandidateGone(self.broken) from None
+        raise cls(msg)
 
-    def proxy(self, name):
-        def fn(*args, **kwargs):
-            return self.call(name, args, kwargs)
+    def failure(self):
+        """The result of a test during which the channel broke: a crash if the program went
+        away, else a runtime error of the program (its malformed reply)."""
+        return {"status": "crashed" if self.gone else "error", "msg": self.broken}
 
-        fn.__name__ = name
-        return fn
+    def load(self):
+        """The program's load message, checked: ``(None, names)`` or ``(status, message)``."""
+        try:
+            msg = self.recv()
+            if type(msg) is dict and msg.get("load") == "ok":
+                names = msg["names"]
+                if type(names) is list and all(type(n) is str for n in names):
+                    return None, {n for n in names if not n.startswith("__")}
+            elif type(msg) is dict and msg.get("load") in ("syntax", "error"):
+                return msg["load"], str(msg["msg"])[:2000]
+            raise ValueError("not a load message")
+        except CandidateGone as e:
+            return "error", str(e)
+        except Exception as e:
+            return "error", f"the program sent a malformed reply ({type(e).__name__}: {e})"[:500]
+
+    def fetch(self, name):
+        return self.request({"op": "global", "name": name})
 
 
+def exception_of(reply):
+    """The (built-in) exception class and message of an exception reply; ValueError if the
+    reply is not one."""
+    if type(reply) is not dict or reply.keys() != {"exc", "msg"}:
+        raise ValueError("not a reply")
+    name, msg = reply["exc"], reply["msg"]
+    if type(name) is not str or type(msg) is not str:
+        raise ValueError("not an exception reply")
+    return BUILTIN_EXC.get(name, RuntimeError), f"{name}: {msg}"[:600]
+
+
+# The program's exception is raised in the judge as the built-in class of that name, except
+# the two that steer iteration: a StopIteration raised inside ``map(candidate, xs)`` would end
+# the map early, so that ``all(map(candidate, xs))`` held. Those become RuntimeError.
 BUILTIN_EXC = {
     k: v
-    for k, v in vars(__import__("builtins")).items()
+    for k, v in vars(builtins).items()
     if isinstance(v, type) and issubclass(v, Exception)
+    and not issubclass(v, (StopIteration, StopAsyncIteration))
 }
+BUILTIN_NAMES = frozenset(vars(builtins))
+CALL_CHECK = compile("check(__entry__)", "check.py", "exec")
+
+
+GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+
+
+def code_names(code, exact):
+    """The names a code object, or one nested in it (functions, comprehensions, classes),
+    uses. ``exact``: only the global names it reads (attribute names such as ``x.data`` are
+    not fetched from the program), by disassembly; otherwise every name, a cheap superset."""
+    if exact:
+        names = {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
+    else:
+        names = set(code.co_names)
+    for const in code.co_consts:
+        if type(const) is type(code):
+            names |= code_names(const, exact)
+    return names
+
+
+def test_namespace(judge, defined, codes):
+    """Globals for the test code: the real builtins, and of the program's names only those the
+    tests use that are not builtins (a program's ``range`` or ``len`` never reaches a test).
+    A name of a standard-library module (``math`` of ``import math``) is the judge's own
+    import of it, never the program's value, which could be a fake ``math`` whose
+    ``isclose`` always holds. Other values are fetched now, only for the names the tests use:
+    a table the tests never read stays in the program's process."""
+    wanted = set()
+    for code in codes:
+        wanted |= code_names(code, exact=False)
+    wanted = (wanted & defined) - BUILTIN_NAMES
+    if wanted:  # most tests share no name with the program: no disassembly for them
+        wanted &= set().union(*(code_names(code, exact=True) for code in codes))
+    ns = {"__name__": "__judge__", "__builtins__": builtins}
+    for name in sorted(wanted):
+        ns[name] = importlib.import_module(name) if _stdlib_module(name) else judge.fetch(name)
+    return ns
 
 
 def judge_main(req, sock, res_fd):
@@ -532,63 +856,101 @@ def judge_main(req, sock, res_fd):
     def emit(obj):
         write_all(res_fd, (json.dumps(obj) + "\n").encode())
 
-    load = judge.recv()
-    if load["load"] != "ok":
-        emit({"load": load["load"], "msg": load["msg"]})
+    failure, defined = judge.load()
+    if failure:
+        emit({"load": failure, "msg": defined})
         os._exit(0)
     emit({"load": "ok"})
-    ns = {"__name__": "__judge__"}
-    for name, kind in load["names"].items():
-        if kind == "function":
-            ns[name] = judge.proxy(name)
-        elif isinstance(kind, dict):
-            ns[name] = decode(kind["data"])
     spec = req["tests"]
-    fmt = spec["format"]
-    if fmt == "call":
-        for i, case in enumerate(spec["cases"]):
-            t0 = time.perf_counter()
-            try:
-                out = judge.call(spec["fn_name"], case.get("args", []), case.get("kwargs", {}))
-                emit({"i": i, "value": encode(out), "time": time.perf_counter() - t0})
-            except CandidateGone as e:
-                emit({"i": i, "status": "crashed", "msg": str(e), "time": time.perf_counter() - t0})
-                break
-            except BaseException as e:
-                emit({"i": i, "status": "error", "msg": f"{type(e).__name__}: {e}"[:500],
-                      "time": time.perf_counter() - t0})
-        os._exit(0)
-    if fmt == "check":
-        entry = spec["entry_point"]
-        if entry not in ns or load["names"].get(entry) != "function":
-            emit({"i": 0, "status": "error", "msg": f"the program defines no function {entry!r}",
-                  "time": 0.0})
-            os._exit(0)
-        tests = [[spec["code"], f"check({entry})"]]
+    if spec["format"] == "call":
+        judge_calls(judge, spec, defined, emit)
     else:
-        tests = [[a] for a in spec["asserts"]]
-        if spec.get("setup"):
-            try:
-                exec(compile(spec["setup"], "setup.py", "exec"), ns)
-            except BaseException as e:
-                emit({"setup_error": f"{type(e).__name__}: {e}"[:500]})
-                os._exit(0)
-    for i, steps in enumerate(tests):
+        judge_tests(judge, spec, defined, emit)
+    os._exit(0)
+
+
+def judge_calls(judge, spec, defined, emit):
+    """``call`` format: each case's return value goes to the host, which compares it."""
+    name = spec["fn_name"]
+    fn = None
+    for i, case in enumerate(spec["cases"]):
         t0 = time.perf_counter()
         try:
-            for code in steps:
-                exec(compile(code, f"test_{i}.py", "exec"), ns)
-            emit({"i": i, "status": "passed", "time": time.perf_counter() - t0})
-        except AssertionError as e:
-            emit({"i": i, "status": "failed", "msg": f"AssertionError: {e}"[:500],
-                  "time": time.perf_counter() - t0})
-        except CandidateGone as e:
-            emit({"i": i, "status": "crashed", "msg": str(e), "time": time.perf_counter() - t0})
+            if name not in defined:
+                raise NameError(f"the program defines no function {name!r}")
+            fn = judge.fetch(name) if fn is None else fn
+            out = fn(*case.get("args", []), **case.get("kwargs", {}))
+            emit({"i": i, "value": encode(out), "time": time.perf_counter() - t0})
+        except CandidateGone:
+            emit(dict(judge.failure(), i=i, time=time.perf_counter() - t0))
             break
         except BaseException as e:
             emit({"i": i, "status": "error", "msg": f"{type(e).__name__}: {e}"[:500],
                   "time": time.perf_counter() - t0})
-    os._exit(0)
+
+
+def judge_tests(judge, spec, defined, emit):
+    """``check`` and ``asserts`` formats: run the test code against a namespace that holds the
+    real builtins and the program's names the tests use."""
+    tests = test_code(spec)
+    try:
+        setup = [compile(spec["setup"], "setup.py", "exec")] if spec.get("setup") else []
+        codes = setup + [c for steps in tests for c in steps if type(c) is not str]
+        ns = test_namespace(judge, defined, codes)
+        entry = spec.get("entry_point")
+        if entry is not None:
+            ns["__entry__"] = judge.fetch(entry) if entry in defined else None
+            if type(ns["__entry__"]) is not Ref:
+                emit({"i": 0, "status": "error", "time": 0.0,
+                      "msg": f"the program defines no function {entry!r}"})
+                return
+        for code in setup:
+            exec(code, ns)
+    except CandidateGone:
+        emit(dict(judge.failure(), i=0, time=0.0))
+        return
+    except BaseException as e:
+        emit({"setup_error": f"{type(e).__name__}: {e}"[:500]})
+        return
+    for i, steps in enumerate(tests):
+        emit(dict(run_test(judge, steps, ns), i=i))
+        if judge.broken:
+            break
+
+
+def test_code(spec):
+    """Each test's compiled code; code that does not compile is its error message, reported
+    as that test's error when its turn comes."""
+    if spec["format"] == "check":
+        return [[compiled(spec["code"], "check.py"), CALL_CHECK]]
+    return [[compiled(a, f"test_{i}.py")] for i, a in enumerate(spec["asserts"])]
+
+
+def compiled(src, filename):
+    try:
+        return compile(src, filename, "exec")
+    except SyntaxError as e:
+        return f"SyntaxError: {e}"
+
+
+def run_test(judge, steps, ns):
+    """One test -> its result. A test is ``passed`` only if its code ran to the end and every
+    reply from the program was a well-formed reply: a broken channel fails it even where the
+    test code caught the exception."""
+    t0 = time.perf_counter()
+    try:
+        for code in steps:
+            if type(code) is str:
+                raise SyntaxError(code)
+            exec(code, ns)
+        result = {"status": "passed"}
+    except AssertionError as e:
+        result = {"status": "failed", "msg": f"AssertionError: {e}"[:500]}
+    except BaseException as e:
+        result = {"status": "error", "msg": f"{type(e).__name__}: {e}"[:500]}
+    if judge.broken:  # whatever the test code made of it
+        result = judge.failure()
+    return dict(result, time=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- zygote

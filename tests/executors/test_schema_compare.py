@@ -97,8 +97,8 @@ def test_codec_refuses_custom_objects():
     with pytest.raises(TypeError):
         encode([1, AlwaysEq()])
 
-    class SubInt(int):
-        pass
+    class SubInt(int):  # travels as the int it holds, read by int's own method
+        def __int__(self):
+            return 4
 
-    with pytest.raises(TypeError):
-        encode(SubInt(3))
+    assert type(decode(encode(SubInt(3)))) is int and decode(encode(SubInt(3))) == 3

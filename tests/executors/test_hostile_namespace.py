@@ -1,0 +1,234 @@
+"""The judge's namespace and its channel to the program (issue 15, classes 2 and 11).
+
+Hostile programs: names that shadow builtins or fake a standard module, replies forged on
+the program's socket, objects whose protocols would lie. Honest programs: standard-library
+containers, generators, ``Fraction``, classes used by asserts, a large module-level table.
+Each hostile case also checks that the executor keeps serving (a canary passes after it)."""
+
+import pytest
+
+from tests.executors.conftest import asserts_job, run
+
+pytestmark = pytest.mark.slow  # every case starts a program in a sandbox
+
+NOT_PASSED = {"failed", "runtime_error", "timeout", "memory_limit", "output_limit"}
+CANARY = asserts_job("def add(a, b):\n    return a + b\n", ["assert add(2, 2) == 4"], id="canary")
+
+
+def check_job(source, code, entry="f", **kw):
+    return {"id": kw.pop("id", "t"), "language": "python", "source": source,
+            "tests": {"format": "check", "code": code, "entry_point": entry},
+            "limits": {"timeout_s": 5}, **kw}
+
+
+def call_job(source, cases, fn="f"):
+    return {"id": "t", "language": "python", "source": source,
+            "tests": {"format": "call", "fn_name": fn, "cases": cases}}
+
+
+# A program whose function returns a wrong value and which redefines the builtin the test
+# relies on to hide it.
+SHADOWED = {
+    "range": ("range = lambda *a: []", "for i in range(5):\n        assert c(i) == i + 1"),
+    "abs": ("abs = lambda x: 0", "assert abs(c(1) - 2) < 1e-6"),
+    "len": ("len = lambda x: 3", "assert len(c(1)) == 3"),
+    "sorted": ("sorted = lambda *a, **k: [1, 2, 3]", "assert sorted(c(1)) == [1, 2, 3]"),
+    "set": ("set = lambda *a: {1, 2}", "assert set(c(1)) == {1, 2}"),
+    "tuple": ("tuple = lambda *a: (1, 2)", "assert tuple(c(1)) == (1, 2)"),
+    "int": ("int = lambda *a: 3", "assert int(c(1)) == 3"),
+    "sum": ("sum = lambda *a: 6", "assert sum(c(3)) == 6"),
+    "all": ("all = lambda *a: True", "assert all([c(i) == i for i in (1, 2, 3)])"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHADOWED))
+def test_shadowed_builtins_never_reach_the_tests(runner, name):
+    prog, assertion = SHADOWED[name]
+    source = f"{prog}\ndef f(x):\n    return 0\n"
+    v = run(runner, check_job(source, f"def check(c):\n    {assertion}\n"))
+    assert v["status"] in NOT_PASSED, v
+    assert run(runner, CANARY)["status"] == "passed"
+
+
+def test_shadowed_builtins_in_asserts(runner):
+    src = "range = lambda *a: []\nlen = lambda x: 2\ndef f(x):\n    return None\n"
+    v = run(runner, asserts_job(src, ["for i in range(9):\n    assert f(i) == i",
+                                      "assert len(f(1)) == 2"]))
+    assert [t["status"] for t in v["tests"]] == ["failed", "runtime_error"], v
+
+
+FAKE_MATH = {
+    "instance": "class M:\n    isclose = staticmethod(lambda *a, **k: True)\nmath = M()\n",
+    "class": "class math:\n    isclose = staticmethod(lambda *a, **k: True)\n",
+    "function": "def math():\n    pass\nmath.isclose = lambda *a, **k: True\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAKE_MATH))
+def test_a_fake_standard_module_is_not_the_tests_module(runner, kind):
+    """The program's ``math`` is never the asserts' ``math``: they get the real module."""
+    src = FAKE_MATH[kind] + "def f(x):\n    return 0.0\n"
+    v = run(runner, asserts_job(src, ["assert math.isclose(f(1), 2.5)"]))
+    assert v["status"] == "failed", v
+
+
+# The program writes a frame of its own on its socket to the judge, before the real reply.
+FORGE = ("import os, stat, struct\n"
+         "def _sock():\n    for fd in range(3, 256):\n        try:\n"
+         "            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n                return fd\n"
+         "        except OSError:\n            pass\n"
+         "def f(x):\n    body = BODY\n    os.write(_sock(), struct.pack('>I', len(body)) + body)\n"
+         "    return 0\n")
+RAISES = "def check(c):\n    try:\n        c(-1)\n    except {}:\n        return\n    assert False\n"
+FORGED = {
+    "bad_tag": (b'{"ok": {"bogus": 1}}', "ValueError"),
+    "not_json": (b"\xff not json", "ValueError"),
+    "string_reply": (b'"ok"', "Exception"),
+    "missing_msg": (b'{"exc": "ValueError"}', "Exception"),
+    "exc_not_string": (b'{"exc": ["ValueError"], "msg": "x"}', "Exception"),
+    "huge_int": (b'{"ok": {"int": "' + b"7" * 200000 + b'"}}', "ValueError"),
+    "deep": (b'{"ok": ' + b"[" * 100000 + b"]" * 100000 + b"}", "Exception"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED))
+def test_a_malformed_reply_fails_the_test_even_where_the_test_catches_it(runner, name):
+    """A test that expects an exception must not pass because the judge could not read the
+    program's reply: the reply is hostile input, and a malformed one ends the test."""
+    body, caught = FORGED[name]
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)), RAISES.format(caught)))
+    assert v["status"] == "runtime_error" and "malformed reply" in v["message"], v
+    assert run(runner, CANARY)["status"] == "passed"
+
+
+@pytest.mark.parametrize("caught", ["Exception", "BaseException", ""])
+def test_exiting_inside_a_call_fails_a_test_that_catches_everything(runner, caught):
+    src = "import os\ndef f(x):\n    os._exit(0)\n"
+    v = run(runner, check_job(src, RAISES.format(caught).replace("except :", "except:")))
+    assert v["status"] in NOT_PASSED, v
+
+
+@pytest.mark.parametrize("assertion", ["assert all(map(c, [1, 2, 3]))",
+                                       "assert not any(map(c, [1, 2, 3]))",
+                                       "assert list(map(c, [4, 5])) == []"])
+def test_stop_iteration_from_the_program_does_not_end_the_tests_loop(runner, assertion):
+    src = "def f(x):\n    raise StopIteration\n"
+    v = run(runner, check_job(src, f"def check(c):\n    {assertion}\n"))
+    assert v["status"] == "runtime_error" and "StopIteration" in v["message"], v
+
+
+OBJECT = "class O:\n{}\ndef f(x):\n    return O()\n"
+PROTOCOLS = {  # objects of the program reach the judge as handles: no protocol is forwarded
+    "eq": ("    def __eq__(self, o):\n        return True", "assert c(1) == 3"),
+    "eq_in_list": ("    def __eq__(self, o):\n        return True", "assert [c(1)] == [3]"),
+    "len": ("    def __len__(self):\n        return 3", "assert len(c(1)) == 3"),
+    "iter": ("    def __iter__(self):\n        return iter([1, 2])", "assert list(c(1)) == [1, 2]"),
+    "index": ("    def __index__(self):\n        return 3", "assert [0, 0, 0, 9][c(1)] == 9"),
+    "hash": ("    def __hash__(self):\n        return hash(3)\n    def __eq__(self, o):\n"
+             "        return True", "assert c(1) in {3}"),
+    "bool_false": ("    def __bool__(self):\n        return False", "assert not c(1)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_objects_of_the_program_cannot_lie_in_the_judge(runner, name):
+    body, assertion = PROTOCOLS[name]
+    v = run(runner, check_job(OBJECT.format(body), f"def check(c):\n    {assertion}\n"))
+    assert v["status"] in NOT_PASSED, v
+
+
+def test_handles_carry_no_dunder_and_stay_in_their_program(runner):
+    src = ("class O:\n    def __eq__(self, o):\n        return True\n"
+           "def f(x):\n    return O()\ndef g(o):\n    return o.__eq__(5)\n")
+    v = run(runner, asserts_job(src, ["assert f(1).__eq__(3) is True",
+                                      "assert g(f(1)) is True",
+                                      "import copy\nassert copy.deepcopy(f(1)) == 3"]))
+    # a handle's dunders are the judge's own; the program may use its own object itself
+    assert [t["status"] for t in v["tests"]] == ["failed", "passed", "runtime_error"], v
+
+
+HONEST = {
+    "counter": ("from collections import Counter\ndef f(s):\n    return Counter(s)\n",
+                "assert c('abca') == {'a': 2, 'b': 1, 'c': 1}"),
+    "defaultdict": ("from collections import defaultdict\ndef f(xs):\n    d = defaultdict(list)\n"
+                    "    for x in xs:\n        d[x % 2].append(x)\n    return d\n",
+                    "assert c([1, 2, 3]) == {1: [1, 3], 0: [2]}"),
+    "ordereddict": ("from collections import OrderedDict\ndef f(n):\n"
+                    "    return OrderedDict((i, i * i) for i in range(n))\n",
+                    "assert c(3) == {0: 0, 1: 1, 2: 4}"),
+    "namedtuple": ("from collections import namedtuple\nP = namedtuple('P', 'x y')\n"
+                   "def f(a):\n    return P(a, a + 1)\n", "assert c(1) == (1, 2)"),
+    "fraction": ("from fractions import Fraction\ndef f(a):\n    return Fraction(a, 4)\n",
+                 "assert c(2) == 0.5 and c(3) == 0.75"),
+    "generator": ("def f(n):\n    for i in range(n):\n        yield i * i\n",
+                  "assert list(c(4)) == [0, 1, 4, 9]"),
+    "map": ("def f(xs):\n    return map(abs, xs)\n", "assert sorted(c([-2, 1])) == [1, 2]"),
+    "decimal": ("from decimal import Decimal\ndef f(a):\n    return Decimal(a) / 4\n",
+                "from decimal import Decimal\n    assert c('1') == Decimal('0.25')"),
+    "dict_views": ("def f(d):\n    return d.keys(), d.values(), d.items()\n",
+                   "k, v, i = c({1: 'a', 2: 'b'})\n    assert k == {1, 2} and list(k) == [1, 2]\n"
+                   "    assert list(v) == ['a', 'b'] and i == {(1, 'a'), (2, 'b')}"),
+    "int_enum": ("import enum\nclass K(enum.IntEnum):\n    A = 7\ndef f():\n    return K.A\n",
+                 "assert c() == 7"),
+    "own_exception": ("class Bad(ValueError):\n    pass\ndef f(x):\n    raise Bad('no')\n",
+                      "try:\n        c(1)\n    except ValueError:\n        return\n"
+                      "    assert False"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HONEST))
+def test_honest_return_values_are_judged_like_humaneval(runner, name):
+    source, assertion = HONEST[name]
+    v = run(runner, check_job(source, f"def check(c):\n    {assertion}\n"))
+    assert v["status"] == "passed", v
+
+
+def test_call_format_takes_standard_containers_and_generators_as_data(runner):
+    src = ("from collections import Counter\ndef f(s):\n    return Counter(s)\n"
+           "def g(n):\n    return (i for i in range(n))\n")
+    assert run(runner, call_job(src, [{"args": ["aab"], "expected": {"a": 2, "b": 1}}]))[
+        "status"] == "passed"
+    assert run(runner, call_job(src, [{"args": [3], "expected": [0, 1, 2]}], fn="g"))[
+        "status"] == "passed"
+    v = run(runner, call_job("class O:\n    pass\ndef f():\n    return O()\n", [{"expected": 1}]))
+    assert v["status"] == "runtime_error" and "not plain data" in v["message"], v
+
+
+def test_asserts_build_the_programs_classes(runner):
+    """MBPP: asserts construct the program's class and pass its objects back to it."""
+    src = ("class Pair(object):\n    def __init__(self, a, b):\n        self.a = a\n"
+           "        self.b = b\n"
+           "def max_chain_length(arr, n):\n    arr = sorted(arr, key=lambda p: p.b)\n"
+           "    best, end = 0, float('-inf')\n    for p in arr:\n        if p.a > end:\n"
+           "            best, end = best + 1, p.b\n    return best\n")
+    v = run(runner, asserts_job(src, [
+        "assert max_chain_length([Pair(5, 24), Pair(15, 25), Pair(27, 40), Pair(50, 60)], 4) == 3",
+        "p = Pair(1, 2)\nassert (p.a, p.b) == (1, 2) and p is p and p != Pair(1, 2)"]))
+    assert v["status"] == "passed", v
+
+
+def test_setup_builds_a_tree_of_the_programs_nodes(runner):
+    src = ("class Node:\n    def __init__(self, v):\n        self.v = v\n"
+           "        self.left = self.right = None\n"
+           "def height(n):\n    return 0 if n is None else 1 + max(height(n.left), height(n.right))\n")
+    job = asserts_job(src, ["assert height(root) == 3", "assert root.left.left.v == 4"])
+    job["tests"]["setup"] = ("root = Node(1)\nroot.left = Node(2)\nroot.right = Node(3)\n"
+                             "root.left.left = Node(4)\n")
+    v = run(runner, job)
+    assert v["status"] == "passed", v
+
+
+def test_a_large_table_the_tests_do_not_read_stays_in_the_program(runner):
+    src = "TABLE = [0.5] * 10**7\ndef f(i):\n    return TABLE[i] * 2\n"
+    v = run(runner, asserts_job(src, ["assert f(3) == 1.0"]))
+    assert v["status"] == "passed", v
+    # an attribute of the same name is not a read of the global
+    src = "data = [0.5] * 10**7\nclass Box:\n    data = 3\ndef f():\n    return Box()\n"
+    v = run(runner, asserts_job(src, ["assert f().data == 3"]))
+    assert v["status"] == "passed", v
+
+
+def test_printing_test_code_does_not_disturb_the_sandbox(solo):
+    v = run(solo, asserts_job("def f():\n    return 1\n", ["print('x' * 100000)\nassert f() == 1"]))
+    assert v["status"] == "passed", v
+    assert run(solo, CANARY)["status"] == "passed"
