@@ -204,6 +204,24 @@ def remove_tree(path):
         os.unlink(path)
 
 
+IPC_RMID = 0
+IPC_KINDS = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def remove_ipc():
+    """Remove every SysV shared memory segment, message queue and semaphore set of the
+    sandbox's IPC namespace, so none reaches the next job (the namespace outlives jobs)."""
+    for kind, ctl in IPC_KINDS:
+        with open(f"/proc/sysvipc/{kind}") as f:
+            rows = f.read().splitlines()[1:]
+        for row in rows:
+            ipc_id = int(row.split()[1])
+            args = (ipc_id, 0, IPC_RMID, None) if kind == "sem" else (ipc_id, IPC_RMID, None)
+            if getattr(LIBC, ctl)(*args) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"cannot remove SysV {kind} {ipc_id}: {os.strerror(err)}")
+
+
 def memfd(name, data=b""):
     fd = os.memfd_create(name, 0)
     if data:
@@ -536,6 +554,7 @@ class Zygote:
         ok = sweep({self.pid, self.template})
         try:
             wipe()
+            remove_ipc()
         except OSError:
             ok = False
         os.makedirs(WORKDIR, exist_ok=True)
@@ -751,6 +770,9 @@ def probe():
             if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
                 info[k] = v.strip()
     info["env"] = sorted(os.environ)
+    info["ipc_ns"] = os.readlink("/proc/self/ns/ipc")
+    info["children"] = [int(c) for c in open(f"/proc/self/task/{os.getpid()}/children").read().split()]
+    info["io_uring"] = LIBC.syscall(425, 1, ctypes.create_string_buffer(120)) >= 0  # io_uring_setup
     info["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     info["ifaces"] = sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else []
     try:

@@ -199,6 +199,8 @@ class Runner:
                 if not box.alive or box.runs >= self.recycle_after:
                     self._restart(box)
                 v = self._execute_once(box, job)
+                if box.infrastructure_changed():  # the job crippled its sandbox: not reused
+                    box.close()
                 v.retries = attempt
                 v.duration_s = time.monotonic() - t0
                 return v
