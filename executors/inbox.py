@@ -148,24 +148,47 @@ def no_dump():
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
+SWEEP_WAIT_S = 10.0  # killed processes exit on their own; this only catches an unkillable one
+
+
+def others(keep):
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and p != "1"}
+
+
 def sweep(keep):
-    """SIGKILL every process of the sandbox except ``keep`` and init; reap what is ours."""
-    for _ in range(200):
-        others = [
-            int(p)
-            for p in os.listdir("/proc")
-            if p.isdigit() and int(p) not in keep and int(p) != 1
-        ]
-        for pid in others:
+    """SIGKILL every process of the sandbox except ``keep`` and init, and wait until they are
+    gone; reap what is ours. False if one survives (the sandbox must then be thrown away).
+
+    Each round kills the processes not killed before. A round that finds none new means every
+    process left has a SIGKILL pending, and such a process can no longer fork: from there the
+    set only shrinks. (A fixed number of quick rounds is not enough: on a loaded node a fork
+    bomb's 64 processes take longer than that to die, and the sweep failed at random.)"""
+    killed = set()
+    while True:
+        new = others(keep) - killed
+        if not new:
+            break
+        for pid in new:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        killed |= new
         reap()
-        if not others:
+    deadline = time.monotonic() + SWEEP_WAIT_S
+    while True:
+        reap()
+        left = others(keep)
+        if not left:
             return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in left:  # dying already; a pid reused by a new process is killed too
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.0005)
-    return False
 
 
 def reap():

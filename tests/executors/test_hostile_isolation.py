@@ -5,6 +5,8 @@ the slot's cgroup, and what a candidate can read in the documented deployment.""
 import ctypes
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,6 +219,25 @@ def test_fork_bomb_stays_inside_the_slot_pids_limit(runner):
     assert v["status"] in ("failed", "timeout"), v
     assert int((pids / "pids.max").read_text()) <= 512
     honest_jobs_pass(runner)
+
+
+def test_fork_bombs_end_without_a_retry(runner):
+    """The sweep after a fork bomb used to give up after a fixed number of quick rounds; on a
+    loaded node the bomb's processes took longer to die, the sandbox was thrown away and the
+    job retried (and judged runtime_error when that happened on every try)."""
+    bomb = ("import os\nwhile True:\n    try:\n        os.fork()\n"
+            "    except OSError:\n        pass\n")
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+    try:  # a loaded node: every core busy outside the sandboxes too
+        futs = [runner.submit(io_job(bomb, [("", "")], id=f"bomb-{i}",
+                                     limits={"timeout_s": 1})) for i in range(8)]
+        verdicts = [f.result(timeout=300) for f in futs]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    for v in verdicts:
+        assert (v["status"], v["retries"]) == ("timeout", 0), v
 
 
 def test_slot_cgroups_are_removed_when_the_runner_closes():
