@@ -9,7 +9,9 @@ per-user process limit is per slot; otherwise every sandbox runs as the calling 
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import functools
+import glob
 import json
 import os
 import pwd
@@ -64,8 +66,53 @@ class SandboxConfig:
     slot_pids: int = 512
 
 
+# The sandbox's view of the host, as a whitelist: in each directory below, only the names
+# listed stay visible (read-only); everything else there, now or in any deployment (the
+# checkout with reference solutions in /opt/rlce, service-account tokens under /run/secrets,
+# /home, /root, /work, data mounts), is blacklisted. The toolchains: python3, node, g++ (with
+# /etc/alternatives for cc), rustc (/usr/lib/rustlib) and Debian's Go (/usr/share/go-*).
+VIEW: dict[str, tuple[str, ...]] = {
+    "/": ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc", "sys",
+          "tmp", "var", "run"),
+    "/usr": ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "libexec", "include", "share",
+             "local"),
+    "/usr/local": ("include",),  # on g++'s include path: denied there, it is an error
+    "/var": ("tmp", "lock", "run"),
+    "/run": ("lock", "shm", "firejail"),
+}
+# /usr/share has too many entries to blacklist one by one (firejail takes 128 arguments): it
+# is a firejail whitelist, a tmpfs holding only these
+USR_SHARE_VIEW = ("go", "go-*", "zoneinfo")
+# /etc is rebuilt from these alone (firejail --private-etc): the dynamic linker's cache and
+# the alternatives links compilers go through; no passwd, hosts or host configuration
+ETC_VIEW = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
+
+
+def hidden_paths() -> list[str]:
+    """Every path the sandbox must not see: the entries of each VIEW directory not kept."""
+    hidden = []
+    for top, keep in VIEW.items():
+        for name in sorted(os.listdir(top)) if os.path.isdir(top) else []:
+            if not any(fnmatch.fnmatchcase(name, k) for k in keep):
+                hidden.append(os.path.join(top, name))
+    return hidden
+
+
+MAX_FIREJAIL_ARGS = 127  # firejail refuses argc >= 128
+
+
 def firejail_args(cfg: SandboxConfig) -> list[str]:
     """The isolation every sandbox gets (see executors/README.md, 'What the sandbox covers')."""
+    args = _firejail_args(cfg)
+    if len(args) > MAX_FIREJAIL_ARGS - 8:  # the interpreter's own arguments follow
+        raise IsolationError(
+            f"this node has too many entries beside the sandbox's view ({len(args)} firejail "
+            f"arguments; firejail takes {MAX_FIREJAIL_ARGS}): hidden would be "
+            f"{hidden_paths()}")
+    return args
+
+
+def _firejail_args(cfg: SandboxConfig) -> list[str]:
     return [
         cfg.firejail,
         "--quiet",
@@ -88,21 +135,10 @@ def firejail_args(cfg: SandboxConfig) -> list[str]:
         "--nou2f",
         "--dbus-user=none",
         "--dbus-system=none",
-        "--blacklist=/run/user",
-        "--blacklist=/var/run/user",
-        "--blacklist=/root",
-        "--blacklist=/home",
-        "--blacklist=/work",
         "--blacklist=/proc/kcore",
-        # where deployments keep code, data and credentials (cluster/Dockerfile puts the
-        # checkout in /opt/rlce; Kubernetes mounts service-account tokens under /run/secrets)
-        "--blacklist=/opt",
-        "--blacklist=/srv",
-        "--blacklist=/mnt",
-        "--blacklist=/media",
-        "--blacklist=/run/secrets",
-        "--blacklist=/var/run/secrets",
-        "--blacklist=/var/lib/kubelet",
+        f"--private-etc={','.join(ETC_VIEW)}",
+        *(f"--blacklist={p}" for p in hidden_paths()),
+        *(f"--whitelist={p}" for k in USR_SHARE_VIEW for p in sorted(glob.glob(f"/usr/share/{k}"))),
         "--machine-id",
         "--hostname=sandbox",
         "--rlimit-nproc=512",

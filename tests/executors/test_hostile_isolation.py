@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from executors import Runner
-from tests.executors.conftest import asserts_job, io_job, run, sandbox_uids
+from tests.executors.conftest import asserts_job, io_job, run
 
 pytestmark = pytest.mark.slow  # every test starts or uses real sandboxes
 
@@ -254,19 +254,27 @@ def test_slot_cgroups_are_removed_when_the_runner_closes():
 # --------------------------------------------------------------------------- class 13
 
 
+DEPLOYMENT = [  # (file, the directory the test makes for it, its text)
+    ("/opt/rlce-isolation-test/ref.h", "/opt/rlce-isolation-test", "int secret = 42;\n"),
+    ("/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets", "tok-7f3a\n"),
+    ("/rlce-isolation-data/ref.txt", "/rlce-isolation-data", "a data mount\n"),  # any new top dir
+    ("/usr/share/rlce-isolation-test/ref.txt", "/usr/share/rlce-isolation-test", "shared\n"),
+    ("/var/lib/rlce-isolation-test/ref.txt", "/var/lib/rlce-isolation-test", "state\n"),
+]
+
+
 @pytest.fixture(scope="module")
 def deployed():
-    """A runner on a node with what the documented deployment puts on an executor node: the checkout with reference
-    solutions in /opt/rlce and a Kubernetes service-account token under /run/secrets."""
+    """A runner started on a node holding what deployments put there: the checkout with
+    reference solutions in /opt (cluster/Dockerfile), a Kubernetes service-account token,
+    a data mount at a new top-level directory, files under /usr/share and /var/lib."""
     made = []
-    for path, text in (("/opt/rlce-isolation-test/ref.h", "int secret = 42;\n"),
-                       ("/run/secrets/kubernetes.io/serviceaccount/token", "tok-7f3a\n")):
-        top = Path("/", Path(path).parts[1], Path(path).parts[2])
-        if top.exists():
+    for path, top, text in DEPLOYMENT:
+        if Path(top).exists():
             continue  # never touch what the host really has there
         Path(path).parent.mkdir(parents=True)
         Path(path).write_text(text)
-        made.append(top)
+        made.append(Path(top))
     r = Runner(workers=1).start()  # sandboxes start where the deployment's files exist
     yield r
     r.close()
@@ -274,8 +282,7 @@ def deployed():
         shutil.rmtree(top)
 
 
-@pytest.mark.parametrize("path", ["/opt/rlce-isolation-test/ref.h",
-                                  "/run/secrets/kubernetes.io/serviceaccount/token"])
+@pytest.mark.parametrize("path", [d[0] for d in DEPLOYMENT])
 def test_deployment_files_are_not_readable(deployed, path):
     v = run(deployed, py_io(f"try:\n    open({path!r}).read(); print('LEAK')\n"
                           "except OSError:\n    print('ok')\n"))

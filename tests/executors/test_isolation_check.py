@@ -32,3 +32,60 @@ def test_unsandboxed_probe_refused(change, needle):
     # what firejail gives where it silently disables itself (no kernel threads visible)
     with pytest.raises(IsolationError, match=needle):
         check_isolation({**GOOD, **change}, expect_uid=GOOD["uid"])
+
+
+def test_the_view_hides_everything_not_whitelisted(monkeypatch):
+    from executors import sandbox
+
+    tree = {"/": ["usr", "opt", "data", "etc"], "/usr": ["bin", "local"], "/usr/local": ["include", "lib"],
+            "/var": ["tmp", "lib"], "/run": ["lock", "secrets"]}
+    monkeypatch.setattr(sandbox.os, "listdir", lambda d: tree[d])
+    monkeypatch.setattr(sandbox.os.path, "isdir", lambda d: d in tree)
+    assert sandbox.hidden_paths() == ["/data", "/opt", "/usr/local/lib", "/var/lib", "/run/secrets"]
+
+
+def test_too_many_hidden_paths_refused(monkeypatch):
+    from executors import sandbox
+
+    monkeypatch.setattr(sandbox, "hidden_paths", lambda: [f"/d{i}" for i in range(200)])
+    with pytest.raises(IsolationError, match="too many entries"):
+        sandbox.firejail_args(sandbox.SandboxConfig())
+
+
+def fake_cgroup_fs(monkeypatch, tmp_path, mounts, own):
+    from executors import cgroups
+
+    monkeypatch.setattr(cgroups, "_mounts", lambda: [
+        (fs, tmp_path / name, "/", set(opts)) for fs, name, opts in mounts])
+    monkeypatch.setattr(cgroups, "_own_paths", lambda: own)
+    return cgroups
+
+
+def test_cgroup_v2_preferred_when_it_offers_the_controllers(monkeypatch, tmp_path):
+    (tmp_path / "unified" / "exec").mkdir(parents=True)
+    (tmp_path / "unified" / "exec" / "cgroup.controllers").write_text("cpuset cpu io memory pids")
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])], {"": "/exec"})
+    layout = cg.detect()
+    assert layout.version == 2 and layout.dirs["memory"] == tmp_path / "unified" / "exec"
+    assert (tmp_path / "unified" / "exec" / "cgroup.subtree_control").read_text() == \
+        "+cpu +memory +pids"
+
+
+def test_cgroup_v1_used_on_hybrid_hosts(monkeypatch, tmp_path):
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("")  # v2 without controllers
+    for c in ("cpu", "memory", "pids"):
+        (tmp_path / c).mkdir()
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])] + [
+        ("cgroup", c, ["rw", c]) for c in ("cpu", "memory", "pids")],
+        {"": "/", "cpu": "/", "memory": "/", "pids": "/"})
+    layout = cg.detect()
+    assert layout.version == 1 and layout.dirs == {c: tmp_path / c for c in ("cpu", "memory", "pids")}
+
+
+def test_no_usable_cgroup_refused(monkeypatch, tmp_path):
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("io")
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])], {"": "/"})
+    with pytest.raises(cg.CgroupUnavailable, match="no cpu, memory, pids controller.*no cgroup v1"):
+        cg.detect()
