@@ -89,3 +89,19 @@ def test_no_usable_cgroup_refused(monkeypatch, tmp_path):
     cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])], {"": "/"})
     with pytest.raises(cg.CgroupUnavailable, match="no cpu, memory, pids controller.*no cgroup v1"):
         cg.detect()
+
+
+def test_executor_pods_hold_no_token_and_no_references():
+    from pathlib import Path
+
+    import yaml
+
+    cluster = Path(__file__).parents[2] / "cluster"
+    doc = yaml.safe_load((cluster / "kuberay" / "raycluster.yaml").read_text())
+    (group,) = [g for g in doc["spec"]["workerGroupSpecs"] if g["groupName"] == "executor-cpu"]
+    spec = group["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert all(c["image"].startswith("rlce-executor:") for c in spec["containers"])
+    stages = (cluster / "Dockerfile").read_text().split("\nFROM ")
+    (executor,) = [s for s in stages if s.startswith("rlce AS executor")]
+    assert "rm -rf /opt/rlce/rlce/problems/catalog_*.py" in executor
