@@ -31,7 +31,7 @@ class CgroupUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class SlotLimits:
     cpus: float = 1.0  # cores the whole slot may use (cpu.max / cfs quota)
-    memory_mb: int = 4096  # RAM of the whole slot: processes, tmpfs, IPC (no swap)
+    memory_mb: int = 4096  # RAM of the whole slot at start (processes, tmpfs, IPC; no swap)
     pids: int = 512  # tasks (processes and threads) of the whole slot
 
 
@@ -121,6 +121,7 @@ class SlotCgroup:
         self.layout = layout
         self.limits = limits
         self.dirs = {c: d / name for c, d in layout.dirs.items()}
+        self.memory_mb: int | None = None  # the memory bound in force; None: none yet
 
     def _unique_dirs(self) -> list[Path]:
         return list(dict.fromkeys(self.dirs.values()))
@@ -130,6 +131,7 @@ class SlotCgroup:
         self.remove()
         for d in self._unique_dirs():
             d.mkdir()
+        self.memory_mb = None
         if self.layout.version == 2:
             self._limit_v2()
         else:
@@ -138,19 +140,34 @@ class SlotCgroup:
     def _limit_v2(self) -> None:
         d, lim = self.dirs["cpu"], self.limits
         (d / "cpu.max").write_text(f"{int(lim.cpus * PERIOD_US)} {PERIOD_US}")
-        (d / "memory.max").write_text(str(lim.memory_mb << 20))
         if (d / "memory.swap.max").exists():
             (d / "memory.swap.max").write_text("0")
         (d / "pids.max").write_text(str(lim.pids))
+        self.set_memory(lim.memory_mb)
 
     def _limit_v1(self) -> None:
-        lim, cpu, mem = self.limits, self.dirs["cpu"], self.dirs["memory"]
+        lim, cpu = self.limits, self.dirs["cpu"]
         (cpu / "cpu.cfs_period_us").write_text(str(PERIOD_US))
         (cpu / "cpu.cfs_quota_us").write_text(str(int(lim.cpus * PERIOD_US)))
-        (mem / "memory.limit_in_bytes").write_text(str(lim.memory_mb << 20))
-        if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap
-            (mem / "memory.memsw.limit_in_bytes").write_text(str(lim.memory_mb << 20))
         (self.dirs["pids"] / "pids.max").write_text(str(lim.pids))
+        self.set_memory(lim.memory_mb)
+
+    def set_memory(self, mb: int) -> None:
+        """Bound the slot's RAM (processes, tmpfs, IPC; no swap) at ``mb``; a write only when
+        it changes. v1 keeps memsw >= limit: raise memsw first, lower it last."""
+        if mb == self.memory_mb:
+            return
+        mem, value = self.dirs["memory"], str(mb << 20)
+        if self.layout.version == 2:
+            (mem / "memory.max").write_text(value)
+        else:
+            files = [mem / "memory.limit_in_bytes"]
+            if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap
+                files.append(mem / "memory.memsw.limit_in_bytes")
+            lower = self.memory_mb is None or mb < self.memory_mb
+            for f in files if lower else reversed(files):
+                f.write_text(value)
+        self.memory_mb = mb
 
     def wrap(self, cmd: list[str]) -> list[str]:
         """``cmd`` run through a shell that first moves itself into the slot's cgroups, so

@@ -146,6 +146,8 @@ def _firejail_args(cfg: SandboxConfig) -> list[str]:
     ]
 
 
+SLOT_OVERHEAD_MB = 1024  # slot memory beyond a job's own: fork server, judge, tmpfs files
+
 SLOT_DIR = Path(os.environ.get("RLCE_SLOT_DIR", "/run/rlce-slots"))
 
 
@@ -339,6 +341,15 @@ class Sandbox:
             raise IsolationError(f"sandbox processes {outside} run outside the slot's cgroup "
                                  f"{self.cgroup.dirs['pids']}")
         self.probe.update(self.cgroup.describe())
+
+    def fit_memory(self, job_memory_mb: int) -> None:
+        """Size the slot's memory bound for a job: the configured bound, or the job's own
+        memory plus SLOT_OVERHEAD_MB (fork server, judge, tmpfs) where that is more."""
+        mb = max(self.cfg.slot_memory_mb, job_memory_mb + SLOT_OVERHEAD_MB)
+        try:
+            self.cgroup.set_memory(mb)
+        except OSError as e:
+            raise SandboxError(f"cannot set the slot's memory bound to {mb} MiB: {e}") from None
 
     def infrastructure_changed(self) -> str | None:
         """What a job changed in the fork server or template (limits, priority, scheduling,

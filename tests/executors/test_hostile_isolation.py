@@ -168,9 +168,10 @@ def test_compiler_memory_is_bounded(runner, language, source):
 # --------------------------------------------------------------------------- class 6
 
 
-def slot_cgroups(runner):
+def slot_cgroups(runner, **limits):
     """controller -> the host cgroup directory a candidate of ``runner`` runs in (v1 names)."""
-    v = run(runner, py_io("print(open('/proc/self/cgroup').read())", want=""))
+    v = run(runner, io_job("print(open('/proc/self/cgroup').read())", [("", "")],
+                           limits=limits))
     out = {}
     for line in filter(None, v["stdout"].splitlines()):
         _, ctrls, path = line.split(":", 2)
@@ -191,6 +192,17 @@ def test_each_slot_is_bounded_by_its_own_cgroup(runner):
     assert int((pids / "pids.max").read_text()) <= 512
     other = {p for p in Path(pids).parent.glob("rlce-sbx-slot-*")} - {pids}
     assert other, "the runner's second slot has no cgroup of its own"
+
+
+def test_slot_memory_bound_follows_the_job(solo):
+    """A job may ask for more memory than the slot's default bound: the slot grows for it
+    (its memory plus 1 GiB for the fork server, judge and tmpfs), and shrinks back after.
+    (The bound stays as the job left it until the next job; the host reads it then.)"""
+    def bound_mb(**limits):
+        mem = slot_cgroups(solo, **limits)["memory"]
+        return int((mem / "memory.limit_in_bytes").read_text()) >> 20
+
+    assert (bound_mb(memory_mb=6000), bound_mb()) == (7024, 4096)
 
 
 def test_spinners_in_many_sessions_stay_in_the_slot(runner):
