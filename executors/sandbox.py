@@ -255,18 +255,14 @@ def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
     return found
 
 
-def infra_state(pid: int) -> dict[str, str]:
+def infra_state(pid: int) -> dict[str, object]:
     """What a same-uid process could change about ``pid`` to cripple later jobs: its rlimits,
     nice value, scheduling policy and priority, CPU affinity and OOM score adjustment."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # fields from the 3rd on (comm may hold ' ')
-    status = Path(f"/proc/{pid}/status").read_text()
     return {
         "rlimits": Path(f"/proc/{pid}/limits").read_text(),
-        "nice": fields[16],
-        "scheduling policy": f"{fields[38]}/{fields[37]}",  # policy/rt_priority
-        "CPU affinity": next(ln for ln in status.splitlines()
-                             if ln.startswith("Cpus_allowed_list:")),
+        "nice": os.getpriority(os.PRIO_PROCESS, pid),
+        "scheduling policy": (os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority),
+        "CPU affinity": os.sched_getaffinity(pid),
         "OOM score": Path(f"/proc/{pid}/oom_score_adj").read_text(),
     }
 
@@ -305,7 +301,7 @@ class Sandbox:
         self._log = None
         self.cgroup: SlotCgroup | None = None
         self._infra: list[int] = []
-        self._baseline: dict[int, dict[str, str]] = {}
+        self._baseline: dict[int, dict[str, object]] = {}
 
     # -- lifecycle
     def start(self) -> None:
@@ -317,7 +313,11 @@ class Sandbox:
         # no POSIX message queue can be made (its memory is charged to no limit we set)
         cmd = ["prlimit", "--msgqueue=0:0", *cmd]
         self.cgroup = slot_cgroup(self.cfg, self.slot)
-        self.cgroup.create()
+        try:
+            self.cgroup.create()
+        except (OSError, CgroupUnavailable) as e:
+            raise IsolationError(f"cannot make the cgroup of sandbox slot {self.slot}, so its "
+                                 f"CPU, memory and tasks would be unbounded: {e}") from None
         self._log = tempfile.TemporaryFile()  # the sandbox's own stderr, for error messages
         self.proc = subprocess.Popen(
             self.cgroup.wrap(cmd),
