@@ -78,7 +78,7 @@ VIEW: dict[str, tuple[str, ...]] = {
              "local"),
     "/usr/local": ("include",),  # on g++'s include path: denied there, it is an error
     "/var": ("tmp", "lock", "run"),
-    "/run": ("lock", "shm", "firejail"),
+    "/run": ("lock", "shm", "firejail"),  # firejail fails to start without its own
 }
 # /usr/share has too many entries to blacklist one by one (firejail takes 128 arguments): it
 # is a firejail whitelist, a tmpfs holding only these

@@ -123,6 +123,19 @@ def test_sysv_objects_do_not_survive_into_the_next_job(solo):
     assert v["status"] == "passed", v
 
 
+def test_concurrent_slots_cannot_talk_over_sysv_ipc(runner):
+    """One job makes a segment and waits; the other, in the other slot, looks for it until its
+    time runs out: it must never find it (the old executor shared the host's namespace)."""
+    make = SHMGET + ("assert libc.shmget(KEY + 2, 4096, 0o1666) >= 0\nimport time\n"
+                     "time.sleep(4)\n")
+    look = SHMGET + ("while libc.shmget(KEY + 2, 0, 0) < 0:\n    pass\nprint('LEAK')\n")
+    maker = runner.submit(io_job(make, [("", "")], id="maker", limits={"timeout_s": 3}))
+    looker = runner.submit(io_job(look, [("", "")], id="looker", limits={"timeout_s": 2}))
+    v = looker.result(timeout=120)
+    maker.result(timeout=120)
+    assert v["status"] == "timeout" and "LEAK" not in v["stdout"], v
+
+
 @pytest.fixture
 def host_segment():
     """A host SysV segment anyone may read (mode 0666), as some host software makes them."""
