@@ -105,3 +105,18 @@ def test_executor_pods_hold_no_token_and_no_references():
     stages = (cluster / "Dockerfile").read_text().split("\nFROM ")
     (executor,) = [s for s in stages if s.startswith("rlce AS executor")]
     assert "rm -rf /opt/rlce/rlce/problems/catalog_*.py" in executor
+
+
+def test_sandbox_refuses_to_start_without_a_usable_cgroup(monkeypatch):
+    from executors import cgroups, sandbox
+
+    def nothing():
+        raise cgroups.CgroupUnavailable("no cgroup v2 mount; no cgroup v1 hierarchy for pids")
+
+    monkeypatch.setattr(sandbox, "detect", nothing)
+    sandbox.cgroup_layout.cache_clear()
+    try:
+        with pytest.raises(IsolationError, match="no usable cgroup.*hierarchy for pids"):
+            sandbox.Sandbox(0).start()
+    finally:
+        sandbox.cgroup_layout.cache_clear()
