@@ -373,24 +373,47 @@ def no_dump():
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
+SWEEP_WAIT_S = 10.0  # killed processes exit on their own; this only catches an unkillable one
+
+
+def others(keep):
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and p != "1"}
+
+
 def sweep(keep):
-    """SIGKILL every process of the sandbox except ``keep`` and init; reap what is ours."""
-    for _ in range(200):
-        others = [
-            int(p)
-            for p in os.listdir("/proc")
-            if p.isdigit() and int(p) not in keep and int(p) != 1
-        ]
-        for pid in others:
+    """SIGKILL every process of the sandbox except ``keep`` and init, and wait until they are
+    gone; reap what is ours. False if one survives (the sandbox must then be thrown away).
+
+    Each round kills the processes not killed before. A round that finds none new means every
+    process left has a SIGKILL pending, and such a process can no longer fork: from there the
+    set only shrinks. (A fixed number of quick rounds is not enough: on a loaded node a fork
+    bomb's 64 processes take longer than that to die, and the sweep failed at random.)"""
+    killed = set()
+    while True:
+        new = others(keep) - killed
+        if not new:
+            break
+        for pid in new:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        killed |= new
         reap()
-        if not others:
+    deadline = time.monotonic() + SWEEP_WAIT_S
+    while True:
+        reap()
+        left = others(keep)
+        if not left:
             return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in left:  # dying already; a pid reused by a new process is killed too
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.0005)
-    return False
 
 
 def reap():
@@ -427,6 +450,24 @@ def remove_tree(path):
         os.rmdir(path)
     else:
         os.unlink(path)
+
+
+IPC_RMID = 0
+IPC_KINDS = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def remove_ipc():
+    """Remove every SysV shared memory segment, message queue and semaphore set of the
+    sandbox's IPC namespace, so none reaches the next job (the namespace outlives jobs)."""
+    for kind, ctl in IPC_KINDS:
+        with open(f"/proc/sysvipc/{kind}") as f:
+            rows = f.read().splitlines()[1:]
+        for row in rows:
+            ipc_id = int(row.split()[1])
+            args = (ipc_id, 0, IPC_RMID, None) if kind == "sem" else (ipc_id, IPC_RMID, None)
+            if getattr(LIBC, ctl)(*args) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"cannot remove SysV {kind} {ipc_id}: {os.strerror(err)}")
 
 
 def memfd(name, data=b""):
@@ -1000,6 +1041,7 @@ class Zygote:
         ok = sweep({self.pid, self.template})
         try:
             wipe()
+            remove_ipc()
         except OSError:
             ok = False
         os.makedirs(WORKDIR, exist_ok=True)
@@ -1261,6 +1303,9 @@ def probe():
             if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
                 info[k] = v.strip()
     info["env"] = sorted(os.environ)
+    info["ipc_ns"] = os.readlink("/proc/self/ns/ipc")
+    info["children"] = [int(c) for c in open(f"/proc/self/task/{os.getpid()}/children").read().split()]
+    info["io_uring"] = LIBC.syscall(425, 1, ctypes.create_string_buffer(120)) >= 0  # io_uring_setup
     info["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     info["ifaces"] = sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else []
     try:

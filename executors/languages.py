@@ -73,10 +73,14 @@ def run_limits(lang: Language, limits: Limits) -> dict:
 
 
 def compile_limits() -> dict:
+    """Limits of one compiler run. Its address space is bounded by COMPILE_MEMORY_MB per
+    process: ``#include "/dev/zero"`` or ``include_bytes!("/dev/zero")`` makes cc1plus or
+    rustc read forever, and without a bound they grow until the node runs out of memory (the
+    slot's cgroup bounds the compiler's processes together as well)."""
     return {
         "timeout_s": COMPILE_TIMEOUT_S,
         "cpu_s": COMPILE_TIMEOUT_S * 4,  # compilers use threads
-        "as_bytes": None,
+        "as_bytes": COMPILE_MEMORY_MB << 20,
         "nproc": 512,
         "nofile": 1024,
         "fsize_bytes": 256 << 20,

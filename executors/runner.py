@@ -198,7 +198,10 @@ class Runner:
             try:
                 if not box.alive or box.runs >= self.recycle_after:
                     self._restart(box)
+                box.fit_memory(job.limits.memory_mb)
                 v = self._execute_once(box, job)
+                if box.infrastructure_changed():  # the job crippled its sandbox: not reused
+                    box.close()
                 v.retries = attempt
                 v.duration_s = time.monotonic() - t0
                 return v

@@ -9,6 +9,9 @@ per-user process limit is per slot; otherwise every sandbox runs as the calling 
 from __future__ import annotations
 
 import fcntl
+import fnmatch
+import functools
+import glob
 import json
 import os
 import pwd
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cgroups import CgroupUnavailable, Layout, SlotCgroup, SlotLimits, detect
 from .inbox import frame, reply_cap
 
 INBOX = (Path(__file__).parent / "inbox.py").read_bytes()
@@ -59,10 +63,58 @@ class SandboxConfig:
     python: str = "/usr/bin/python3"
     user_prefix: str = "rlce-sbx"
     start_timeout_s: float = 20.0
+    slot_cpus: float = 1.0  # cores, memory and tasks of a whole slot (see executors/cgroups.py)
+    slot_memory_mb: int = 4096
+    slot_pids: int = 512
+
+
+# The sandbox's view of the host, as a whitelist: in each directory below, only the names
+# listed stay visible (read-only); everything else there, now or in any deployment (the
+# checkout with reference solutions in /opt/rlce, service-account tokens under /run/secrets,
+# /home, /root, /work, data mounts), is blacklisted. The toolchains: python3, node, g++ (with
+# /etc/alternatives for cc), rustc (/usr/lib/rustlib) and Debian's Go (/usr/share/go-*).
+VIEW: dict[str, tuple[str, ...]] = {
+    "/": ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc", "sys",
+          "tmp", "var", "run"),
+    "/usr": ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "libexec", "include", "share",
+             "local"),
+    "/usr/local": ("include",),  # on g++'s include path: denied there, it is an error
+    "/var": ("tmp", "lock", "run"),
+    "/run": ("lock", "shm", "firejail"),  # firejail fails to start without its own
+}
+# /usr/share has too many entries to blacklist one by one (firejail takes 128 arguments): it
+# is a firejail whitelist, a tmpfs holding only these
+USR_SHARE_VIEW = ("go", "go-*", "zoneinfo")
+# /etc is rebuilt from these alone (firejail --private-etc): the dynamic linker's cache and
+# the alternatives links compilers go through; no passwd, hosts or host configuration
+ETC_VIEW = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
+
+
+def hidden_paths() -> list[str]:
+    """Every path the sandbox must not see: the entries of each VIEW directory not kept."""
+    hidden = []
+    for top, keep in VIEW.items():
+        for name in sorted(os.listdir(top)) if os.path.isdir(top) else []:
+            if not any(fnmatch.fnmatchcase(name, k) for k in keep):
+                hidden.append(os.path.join(top, name))
+    return hidden
+
+
+MAX_FIREJAIL_ARGS = 127  # firejail refuses argc >= 128
 
 
 def firejail_args(cfg: SandboxConfig) -> list[str]:
     """The isolation every sandbox gets (see executors/README.md, 'What the sandbox covers')."""
+    args = _firejail_args(cfg)
+    if len(args) > MAX_FIREJAIL_ARGS - 8:  # the interpreter's own arguments follow
+        raise IsolationError(
+            f"this node has too many entries beside the sandbox's view ({len(args)} firejail "
+            f"arguments; firejail takes {MAX_FIREJAIL_ARGS}): hidden would be "
+            f"{hidden_paths()}")
+    return args
+
+
+def _firejail_args(cfg: SandboxConfig) -> list[str]:
     return [
         cfg.firejail,
         "--quiet",
@@ -74,7 +126,9 @@ def firejail_args(cfg: SandboxConfig) -> list[str]:
         "--caps.drop=all",
         "--nonewprivs",
         "--noroot",
-        "--seccomp",
+        # io_uring does file and socket I/O without the syscalls seccomp and rlimits watch
+        "--seccomp=io_uring_setup,io_uring_enter,io_uring_register",
+        "--ipc-namespace",  # SysV IPC and POSIX message queues of its own, gone with it
         "--nogroups",
         "--nosound",
         "--no3d",
@@ -83,18 +137,18 @@ def firejail_args(cfg: SandboxConfig) -> list[str]:
         "--nou2f",
         "--dbus-user=none",
         "--dbus-system=none",
-        "--blacklist=/run/user",
-        "--blacklist=/var/run/user",
-        "--blacklist=/root",
-        "--blacklist=/home",
-        "--blacklist=/work",
         "--blacklist=/proc/kcore",
+        f"--private-etc={','.join(ETC_VIEW)}",
+        *(f"--blacklist={p}" for p in hidden_paths()),
+        *(f"--whitelist={p}" for k in USR_SHARE_VIEW for p in sorted(glob.glob(f"/usr/share/{k}"))),
         "--machine-id",
         "--hostname=sandbox",
         "--rlimit-nproc=512",
         "--rlimit-nofile=1024",
     ]
 
+
+SLOT_OVERHEAD_MB = 1024  # slot memory beyond a job's own: fork server, judge, tmpfs files
 
 SLOT_DIR = Path(os.environ.get("RLCE_SLOT_DIR", "/run/rlce-slots"))
 
@@ -148,6 +202,95 @@ def slot_user(cfg: SandboxConfig, slot: int) -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
+@functools.cache
+def cgroup_layout() -> Layout:
+    """The node's cgroup layout, detected once; IsolationError where slots cannot be bounded."""
+    try:
+        return detect()
+    except (CgroupUnavailable, OSError) as e:
+        raise IsolationError(
+            f"no usable cgroup to bound each sandbox slot's CPU, memory and tasks ({e}); "
+            "refusing to run jobs. Run the executor as root (or with a delegated cgroup v2 "
+            "subtree offering cpu, memory and pids)") from None
+
+
+def slot_cgroup(cfg: SandboxConfig, slot: int) -> SlotCgroup:
+    limits = SlotLimits(cfg.slot_cpus, cfg.slot_memory_mb, cfg.slot_pids)
+    return SlotCgroup(cgroup_layout(), f"{cfg.user_prefix}-slot-{slot}", limits)
+
+
+def descendants(pid: int) -> list[int]:
+    """Host pids of every process below ``pid`` (through /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except FileNotFoundError:
+            continue
+        for t in tasks:
+            try:
+                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            out += map(int, kids)
+            todo += map(int, kids)
+    return out
+
+
+def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
+    """Host pids of the fork server and the template, found by their pids inside the sandbox
+    (the last NSpid entry) among the descendants of the firejail process ``root``."""
+    want = {probe["pid"], *probe["children"]}
+    found = []
+    for pid in descendants(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        nspids = next(ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:"))
+        if len(nspids) > 1 and int(nspids[-1]) in want:
+            found.append(pid)
+    if len(found) != len(want):
+        raise SandboxError(f"could not find the sandbox's fork server and template on the "
+                           f"host (found {found} for sandbox pids {sorted(want)})")
+    return found
+
+
+def infra_state(pid: int) -> dict[str, object]:
+    """What a same-uid process could change about ``pid`` to cripple later jobs: its rlimits,
+    nice value, scheduling policy and priority, CPU affinity and OOM score adjustment."""
+    return {
+        "rlimits": Path(f"/proc/{pid}/limits").read_text(),
+        "nice": os.getpriority(os.PRIO_PROCESS, pid),
+        "scheduling policy": (os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority),
+        "CPU affinity": os.sched_getaffinity(pid),
+        "OOM score": Path(f"/proc/{pid}/oom_score_adj").read_text(),
+    }
+
+
+def _end(p: subprocess.Popen) -> None:
+    """Stop a sandbox's firejail process: TERM (firejail tears the namespace down), then KILL."""
+    for stream in (p.stdin, p.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    _signal_group(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        _signal_group(p.pid, signal.SIGKILL)
+        p.wait(timeout=5)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class Sandbox:
     """One warm sandbox with a fork server inside. Not thread-safe: one slot owns it."""
 
@@ -158,6 +301,9 @@ class Sandbox:
         self.runs = 0
         self.probe: dict[str, Any] = {}
         self._log = None
+        self.cgroup: SlotCgroup | None = None
+        self._infra: list[int] = []
+        self._baseline: dict[int, dict[str, object]] = {}
 
     # -- lifecycle
     def start(self) -> None:
@@ -166,9 +312,17 @@ class Sandbox:
         if ids is not None:
             uid, gid = ids
             cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *cmd]
+        # no POSIX message queue can be made (its memory is charged to no limit we set)
+        cmd = ["prlimit", "--msgqueue=0:0", *cmd]
+        self.cgroup = slot_cgroup(self.cfg, self.slot)
+        try:
+            self.cgroup.create()
+        except (OSError, CgroupUnavailable) as e:
+            raise IsolationError(f"cannot make the cgroup of sandbox slot {self.slot}, so its "
+                                 f"CPU, memory and tasks would be unbounded: {e}") from None
         self._log = tempfile.TemporaryFile()  # the sandbox's own stderr, for error messages
         self.proc = subprocess.Popen(
-            cmd,
+            self.cgroup.wrap(cmd),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -182,29 +336,45 @@ class Sandbox:
         reply = self.request({"op": "ping"}, self.cfg.start_timeout_s)
         self.probe = reply["probe"]
         check_isolation(self.probe, expect_uid=ids[0] if ids else os.getuid())
+        self._infra = infrastructure_pids(self.proc.pid, self.probe)
+        self._baseline = {pid: infra_state(pid) for pid in self._infra}
+        outside = [pid for pid in self._infra if pid not in self.cgroup.procs()]
+        if outside:
+            raise IsolationError(f"sandbox processes {outside} run outside the slot's cgroup "
+                                 f"{self.cgroup.dirs['pids']}")
+        self.probe.update(self.cgroup.describe())
+
+    def fit_memory(self, job_memory_mb: int) -> None:
+        """Size the slot's memory bound for a job: the configured bound, or the job's own
+        memory plus SLOT_OVERHEAD_MB (fork server, judge, tmpfs) where that is more."""
+        mb = max(self.cfg.slot_memory_mb, job_memory_mb + SLOT_OVERHEAD_MB)
+        try:
+            self.cgroup.set_memory(mb)
+        except OSError as e:
+            raise SandboxError(f"cannot set the slot's memory bound to {mb} MiB: {e}") from None
+
+    def infrastructure_changed(self) -> str | None:
+        """What a job changed in the fork server or template (limits, priority, scheduling,
+        affinity, OOM score), or None. They run as the candidate's uid, so a candidate can
+        ``prlimit``, renice or re-pin them; a changed sandbox must be restarted before the next
+        job, or every later job of the slot would run crippled."""
+        for pid, before in self._baseline.items():
+            try:
+                now = infra_state(pid)
+            except OSError as e:
+                return f"sandbox process {pid} is gone ({e})"
+            changed = [k for k in before if now[k] != before[k]]
+            if changed:
+                return f"a job changed the {', '.join(changed)} of sandbox process {pid}"
+        return None
 
     def close(self) -> None:
-        """End the sandbox and everything in it."""
+        """End the sandbox and everything in it, and remove its slot cgroup."""
         p, self.proc = self.proc, None
-        if p is None:
-            return
-        for stream in (p.stdin, p.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            os.killpg(p.pid, signal.SIGTERM)  # firejail tears the namespace down on TERM
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=5)
+        if p is not None:
+            _end(p)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def restart(self) -> None:
         self.close()
@@ -300,6 +470,10 @@ def check_isolation(probe: dict[str, Any], expect_uid: int) -> None:
         problems.append("the host filesystem is writable")
     if not probe.get("tmp_writable"):
         problems.append("no private writable /tmp")
+    if probe.get("ipc_ns") in (None, os.readlink("/proc/self/ns/ipc")):
+        problems.append("no private IPC namespace (SysV IPC and message queues are the host's)")
+    if probe.get("io_uring") is not False:
+        problems.append("io_uring is not blocked by the seccomp filter")
     leaked = set(probe.get("env", [])) - FIREJAIL_ENV
     if leaked:
         problems.append(f"environment variables leak into the sandbox: {sorted(leaked)}")

@@ -1,12 +1,15 @@
 """The start-up self-check refuses a sandbox that is not really isolated."""
 
+import os
+
 import pytest
 
 from executors.sandbox import IsolationError, check_isolation
 
 GOOD = {"uid": 1000, "euid": 1000, "pid": 3, "CapEff": "0" * 16, "CapPrm": "0" * 16,
         "NoNewPrivs": "1", "Seccomp": "2", "pids": [1, 3, 4], "ifaces": ["lo"],
-        "internet": False, "host_writable": False, "tmp_writable": True, "env": ["PATH"]}
+        "internet": False, "host_writable": False, "tmp_writable": True, "env": ["PATH"],
+        "ipc_ns": "ipc:[1]", "io_uring": False}
 
 
 def test_good_probe_passes():
@@ -22,8 +25,98 @@ def test_good_probe_passes():
     ({"host_writable": True}, "writable"),
     ({"NoNewPrivs": "0"}, "no_new_privs"),
     ({"CapEff": "000001ffffffffff"}, "capabilities"),
+    ({"ipc_ns": os.readlink("/proc/self/ns/ipc")}, "IPC namespace"),
+    ({"io_uring": True}, "io_uring"),
 ])
 def test_unsandboxed_probe_refused(change, needle):
     # what firejail gives where it silently disables itself (no kernel threads visible)
     with pytest.raises(IsolationError, match=needle):
         check_isolation({**GOOD, **change}, expect_uid=GOOD["uid"])
+
+
+def test_the_view_hides_everything_not_whitelisted(monkeypatch):
+    from executors import sandbox
+
+    tree = {"/": ["usr", "opt", "data", "etc"], "/usr": ["bin", "local"], "/usr/local": ["include", "lib"],
+            "/var": ["tmp", "lib"], "/run": ["lock", "secrets"]}
+    monkeypatch.setattr(sandbox.os, "listdir", lambda d: tree[d])
+    monkeypatch.setattr(sandbox.os.path, "isdir", lambda d: d in tree)
+    assert sandbox.hidden_paths() == ["/data", "/opt", "/usr/local/lib", "/var/lib", "/run/secrets"]
+
+
+def test_too_many_hidden_paths_refused(monkeypatch):
+    from executors import sandbox
+
+    monkeypatch.setattr(sandbox, "hidden_paths", lambda: [f"/d{i}" for i in range(200)])
+    with pytest.raises(IsolationError, match="too many entries"):
+        sandbox.firejail_args(sandbox.SandboxConfig())
+
+
+def fake_cgroup_fs(monkeypatch, tmp_path, mounts, own):
+    from executors import cgroups
+
+    monkeypatch.setattr(cgroups, "_mounts", lambda: [
+        (fs, tmp_path / name, "/", set(opts)) for fs, name, opts in mounts])
+    monkeypatch.setattr(cgroups, "_own_paths", lambda: own)
+    return cgroups
+
+
+def test_cgroup_v2_preferred_when_it_offers_the_controllers(monkeypatch, tmp_path):
+    (tmp_path / "unified" / "exec").mkdir(parents=True)
+    (tmp_path / "unified" / "exec" / "cgroup.controllers").write_text("cpuset cpu io memory pids")
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])], {"": "/exec"})
+    layout = cg.detect()
+    assert layout.version == 2 and layout.dirs["memory"] == tmp_path / "unified" / "exec"
+    assert (tmp_path / "unified" / "exec" / "cgroup.subtree_control").read_text() == \
+        "+cpu +memory +pids"
+
+
+def test_cgroup_v1_used_on_hybrid_hosts(monkeypatch, tmp_path):
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("")  # v2 without controllers
+    for c in ("cpu", "memory", "pids"):
+        (tmp_path / c).mkdir()
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])] + [
+        ("cgroup", c, ["rw", c]) for c in ("cpu", "memory", "pids")],
+        {"": "/", "cpu": "/", "memory": "/", "pids": "/"})
+    layout = cg.detect()
+    assert layout.version == 1 and layout.dirs == {c: tmp_path / c for c in ("cpu", "memory", "pids")}
+
+
+def test_no_usable_cgroup_refused(monkeypatch, tmp_path):
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("io")
+    cg = fake_cgroup_fs(monkeypatch, tmp_path, [("cgroup2", "unified", ["rw"])], {"": "/"})
+    with pytest.raises(cg.CgroupUnavailable, match="no cpu, memory, pids controller.*no cgroup v1"):
+        cg.detect()
+
+
+def test_executor_pods_hold_no_token_and_no_references():
+    from pathlib import Path
+
+    import yaml
+
+    cluster = Path(__file__).parents[2] / "cluster"
+    doc = yaml.safe_load((cluster / "kuberay" / "raycluster.yaml").read_text())
+    (group,) = [g for g in doc["spec"]["workerGroupSpecs"] if g["groupName"] == "executor-cpu"]
+    spec = group["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert all(c["image"].startswith("rlce-executor:") for c in spec["containers"])
+    stages = (cluster / "Dockerfile").read_text().split("\nFROM ")
+    (executor,) = [s for s in stages if s.startswith("rlce AS executor")]
+    assert "rm -rf /opt/rlce/rlce/problems/catalog_*.py" in executor
+
+
+def test_sandbox_refuses_to_start_without_a_usable_cgroup(monkeypatch):
+    from executors import cgroups, sandbox
+
+    def nothing():
+        raise cgroups.CgroupUnavailable("no cgroup v2 mount; no cgroup v1 hierarchy for pids")
+
+    monkeypatch.setattr(sandbox, "detect", nothing)
+    sandbox.cgroup_layout.cache_clear()
+    try:
+        with pytest.raises(IsolationError, match="no usable cgroup.*hierarchy for pids"):
+            sandbox.Sandbox(0).start()
+    finally:
+        sandbox.cgroup_layout.cache_clear()

@@ -1,0 +1,231 @@
+"""One control group per sandbox slot: CPU, memory and process limits shared by everything in it.
+
+Per-process rlimits do not bound a slot: a program that starts many processes (each in its own
+session, each with its own ``RLIMIT_CPU``) takes many cores from its neighbours, and tmpfs
+files, the judge, the compiler and IPC memory are charged to no rlimit at all. A slot's cgroup
+bounds all of them together: ``cpus`` cores, ``memory_mb`` of RAM (no swap), ``pids`` tasks.
+
+Two layouts are supported, picked by :func:`detect` from ``/proc/self/mountinfo`` and
+``/proc/self/cgroup``: cgroup v2 (preferred: the executor's own cgroup offers ``cpu``,
+``memory`` and ``pids``) and cgroup v1 (``cpu``, ``memory`` and ``pids`` hierarchies, as on
+hybrid hosts). Slot cgroups are made below the executor's own cgroup in each hierarchy, so the
+node's own limits (a Kubernetes pod's) still cover them; the host's layout is never changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+CONTROLLERS = ("cpu", "memory", "pids")
+PERIOD_US = 100_000
+
+
+class CgroupUnavailable(RuntimeError):
+    """No usable cgroup layout: slots cannot be bounded, so no job may run."""
+
+
+@dataclass(frozen=True)
+class SlotLimits:
+    cpus: float = 1.0  # cores the whole slot may use (cpu.max / cfs quota)
+    memory_mb: int = 4096  # RAM of the whole slot at start (processes, tmpfs, IPC; no swap)
+    pids: int = 512  # tasks (processes and threads) of the whole slot
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where this process's cgroups live: ``version`` 2 has one directory for all controllers,
+    version 1 one per controller."""
+
+    version: int
+    dirs: dict[str, Path]  # controller -> the executor's own cgroup directory
+
+
+def _mounts() -> list[tuple[str, Path, str, set[str]]]:
+    """(fstype, mount point, mount root, super options) of every cgroup mount."""
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, tail = pre.split(), post.split()
+        if tail and tail[0] in ("cgroup", "cgroup2"):
+            out.append((tail[0], Path(fields[4]), fields[3], set(tail[2].split(","))))
+    return out
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller (or "" for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            paths[c] = path
+    return paths
+
+
+def _join(mount: Path, root: str, path: str) -> Path:
+    rel = path[len(root):] if root != "/" and path.startswith(root) else path
+    return mount / rel.lstrip("/")
+
+
+def _v2(mounts: list, paths: dict[str, str]) -> tuple[Layout | None, str]:
+    for fstype, mount, root, _ in mounts:
+        if fstype != "cgroup2" or "" not in paths:
+            continue
+        own = _join(mount, root, paths[""])
+        have = set((own / "cgroup.controllers").read_text().split())
+        missing = [c for c in CONTROLLERS if c not in have]
+        if missing:
+            return None, f"cgroup v2 at {own} offers no {', '.join(missing)} controller"
+        try:
+            (own / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in CONTROLLERS))
+        except OSError as e:
+            return None, f"cgroup v2 at {own}: cannot delegate controllers to slots ({e})"
+        return Layout(2, {c: own for c in CONTROLLERS}), ""
+    return None, "no cgroup v2 mount"
+
+
+def _v1(mounts: list, paths: dict[str, str]) -> tuple[Layout | None, str]:
+    dirs = {}
+    for fstype, mount, root, opts in mounts:
+        for c in CONTROLLERS:
+            if fstype == "cgroup" and c in opts and c in paths:
+                dirs[c] = _join(mount, root, paths[c])
+    missing = [c for c in CONTROLLERS if c not in dirs]
+    if missing:
+        return None, f"no cgroup v1 hierarchy for {', '.join(missing)}"
+    unwritable = [str(d) for d in dirs.values() if not os.access(d, os.W_OK)]
+    if unwritable:
+        return None, f"cgroup v1 directories not writable: {', '.join(unwritable)}"
+    return Layout(1, dirs), ""
+
+
+def detect() -> Layout:
+    """The usable cgroup layout (v2 preferred, else v1); CgroupUnavailable says why neither."""
+    mounts, paths = _mounts(), _own_paths()
+    layout, why2 = _v2(mounts, paths)
+    if layout is None:
+        layout, why1 = _v1(mounts, paths)
+        if layout is None:
+            raise CgroupUnavailable(f"{why2}; {why1}")
+    return layout
+
+
+class SlotCgroup:
+    """The cgroup(s) of one slot. ``create`` makes them with their limits, ``wrap`` prefixes a
+    command so that it starts inside them, ``remove`` kills what is left and deletes them."""
+
+    def __init__(self, layout: Layout, name: str, limits: SlotLimits) -> None:
+        self.layout = layout
+        self.limits = limits
+        self.dirs = {c: d / name for c, d in layout.dirs.items()}
+        self.memory_mb: int | None = None  # the memory bound in force; None: none yet
+
+    def _unique_dirs(self) -> list[Path]:
+        return list(dict.fromkeys(self.dirs.values()))
+
+    def create(self) -> None:
+        """(Re)make the slot's cgroups; one left by a runner that died is emptied first."""
+        self.remove()
+        for d in self._unique_dirs():
+            d.mkdir()
+        self.memory_mb = None
+        if self.layout.version == 2:
+            self._limit_v2()
+        else:
+            self._limit_v1()
+
+    def _limit_v2(self) -> None:
+        d, lim = self.dirs["cpu"], self.limits
+        (d / "cpu.max").write_text(f"{int(lim.cpus * PERIOD_US)} {PERIOD_US}")
+        if (d / "memory.swap.max").exists():
+            (d / "memory.swap.max").write_text("0")
+        (d / "pids.max").write_text(str(lim.pids))
+        self.set_memory(lim.memory_mb)
+
+    def _limit_v1(self) -> None:
+        lim, cpu = self.limits, self.dirs["cpu"]
+        (cpu / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (cpu / "cpu.cfs_quota_us").write_text(str(int(lim.cpus * PERIOD_US)))
+        (self.dirs["pids"] / "pids.max").write_text(str(lim.pids))
+        self.set_memory(lim.memory_mb)
+
+    def set_memory(self, mb: int) -> None:
+        """Bound the slot's RAM (processes, tmpfs, IPC; no swap) at ``mb``; a write only when
+        it changes. v1 keeps memsw >= limit: raise memsw first, lower it last."""
+        if mb == self.memory_mb:
+            return
+        mem, value = self.dirs["memory"], str(mb << 20)
+        if self.layout.version == 2:
+            (mem / "memory.max").write_text(value)
+        else:
+            files = [mem / "memory.limit_in_bytes"]
+            if (mem / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap
+                files.append(mem / "memory.memsw.limit_in_bytes")
+            lower = self.memory_mb is None or mb < self.memory_mb
+            for f in files if lower else reversed(files):
+                f.write_text(value)
+        self.memory_mb = mb
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """``cmd`` run through a shell that first moves itself into the slot's cgroups, so
+        that no process of the sandbox ever runs outside them."""
+        moves = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}"
+                            for d in self._unique_dirs())
+        return ["/bin/sh", "-c", f'{moves} && exec "$@"', "rlce-slot", *cmd]
+
+    def procs(self) -> list[int]:
+        """Processes in the slot (the pids hierarchy holds all of them)."""
+        try:
+            text = (self.dirs["pids"] / "cgroup.procs").read_text()
+        except FileNotFoundError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def kill(self) -> None:
+        """SIGKILL every process in the slot until none is left (a fork bomb included: it is
+        bounded by pids.max, and killed processes fork no more)."""
+        kill_file = self.dirs["pids"] / "cgroup.kill"
+        if kill_file.exists():
+            kill_file.write_text("1")
+        for _ in range(10_000):
+            pids = self.procs()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            os.sched_yield()
+        raise CgroupUnavailable(f"processes in {self.dirs['pids']} survive SIGKILL: {pids}")
+
+    def remove(self) -> None:
+        """Kill everything in the slot and delete its cgroups (nothing if they do not exist)."""
+        if not any(d.exists() for d in self._unique_dirs()):
+            return
+        self.kill()
+        for d in self._unique_dirs():
+            if d.exists():
+                _rmdir_when_empty(d)
+
+    def describe(self) -> dict[str, object]:
+        """What the self-check reports: the layout and the slot's limits."""
+        return {"cgroup_version": self.layout.version, "cgroup": str(self.dirs["pids"]),
+                "slot_cpus": self.limits.cpus, "slot_memory_mb": self.limits.memory_mb,
+                "slot_pids": self.limits.pids}
+
+
+def _rmdir_when_empty(d: Path) -> None:
+    """rmdir a cgroup whose processes were killed; exiting tasks may hold it a moment."""
+    for _ in range(10_000):
+        try:
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # EBUSY until the killed tasks are fully gone
+            os.sched_yield()
+    d.rmdir()  # still busy: let the OSError name the cgroup
