@@ -424,6 +424,11 @@ class Judge:
         if "ok" in reply:
             return decode(reply["ok"])
         cls = BUILTIN_EXC.get(reply["exc"], RuntimeError)
+        if issubclass(cls, (StopIteration, StopAsyncIteration)):
+            # re-raised as itself it would end a test's ``map``/``for`` loop silently and
+            # pass the test; a candidate's exception must fail it, never steer its control
+            # flow (GeneratorExit, KeyboardInterrupt, SystemExit are no Exception: RuntimeError)
+            cls = RuntimeError
         raise cls(f"{reply['exc']}: {reply['msg']}")
 
     def proxy(self, name):
