@@ -434,6 +434,14 @@ def judge_output(text: str, want: str, how: str, tolerance: float, time_s: float
     return TestResult("passed" if ok else "failed", time_s, "" if ok else "wrong output")
 
 
+def load_message(head: dict) -> str:
+    """The message of the judge's load report. The judge passes on the candidate's own report
+    of loading, which a program can forge (it holds the socket), so the message may be any
+    JSON value: only a string is kept, never a structure that could be deep or unprintable."""
+    msg = head.get("msg")
+    return msg[:2000] if isinstance(msg, str) else f"(the program reported a {type(msg).__name__})"
+
+
 def judged_verdict(job: Job, run: dict) -> Verdict:
     stdout, stderr = _tail(run["stdout"]), run["stderr"][-TAIL:]
     lines = run["results"]
@@ -446,13 +454,14 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
     head = lines[0]
     if head.get("load") == "syntax":
         return Verdict(job.id, "compile_error", 0, test_count(job), [], 0.0,
-                       message=head["msg"], **base)
+                       message=load_message(head), **base)
     if head.get("load") == "error":
-        status = "memory_limit" if "MemoryError" in head["msg"] else "runtime_error"
+        status = "memory_limit" if "MemoryError" in load_message(head) else "runtime_error"
         if run["timed_out"]:
             status = "timeout"
         return Verdict(job.id, status, 0, test_count(job), [], 0.0,
-                       message=f"the program failed while loading: {head['msg']}", **base)
+                       message=f"the program failed while loading: {load_message(head)}",
+                       **base)
     tests: list[TestResult] = []
     cases = job.tests.get("cases")
     for r in lines[1:]:

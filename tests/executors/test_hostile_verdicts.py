@@ -277,3 +277,37 @@ def test_malformed_lines_do_not_end_the_run():
     assert "200000 digits" in anonymous[0] and "not valid UTF-8" in anonymous[1]
     assert "nested too deeply" in anonymous[2]
     assert all(v["status"] == "invalid_job" for v in out if not v["id"])
+
+
+def test_the_fleet_refuses_a_duplicate_id_in_flight(ray_local):
+    """The fleet matches the verdicts of an actor's chunk by id: two jobs with one id in
+    flight used to cross their verdicts and lose one. The second is now refused at once (the
+    first cannot finish sooner: its actor has to start, then it spins to its deadline)."""
+    from executors.fleet import ExecutorFleet, FleetConfig
+
+    spin = io_job("while True:\n    pass\n", [("", "")], id="same", limits={"timeout_s": 2})
+    other = asserts_job("x = 1\n", ["assert x == 1"], id="same")
+    got: queue.Queue = queue.Queue()
+    with ExecutorFleet(FleetConfig(min_actors=1, max_actors=1, workers_per_actor=1)) as fleet:
+        fleet.submit(spin, got.put)
+        fleet.submit(other, got.put)
+        verdicts = [got.get(timeout=120) for _ in range(2)]
+        assert fleet.metrics()["duplicate_ids"] == 1
+    assert [v["status"] for v in verdicts] == ["invalid_job", "timeout"], verdicts
+    assert "duplicate id 'same'" in verdicts[0]["message"]
+
+
+def test_a_forged_load_report_is_judged(solo):
+    """The judge passes on the candidate's own report of loading, and the candidate holds the
+    socket it goes over: a report whose message is a deeply nested list used to kill the
+    worker thread (RecursionError in Verdict.to_dict), losing the verdict and the slot.
+    Last in this file: on the old code it takes ``solo``'s only worker with it."""
+    forge = ("import json, os, socket, struct\nmsg = []\nfor _ in range(900):\n"
+             "    msg = [msg]\ndata = json.dumps({'load': KIND, 'msg': msg}).encode()\n"
+             "for fd in range(3, 64):\n    try:\n"
+             "        socket.socket(fileno=os.dup(fd)).sendall(struct.pack('>I', len(data))"
+             " + data)\n    except OSError:\n        pass\nos._exit(0)\n")
+    for kind, status in (("syntax", "compile_error"), ("error", "runtime_error")):
+        job = asserts_job(forge.replace("KIND", repr(kind)), ["assert f() == 1"], id=kind)
+        v = run(solo, job)
+        assert v["status"] == status and "the program reported a list" in v["message"], v
