@@ -239,34 +239,58 @@ def _utf8_problem(text: str) -> str | None:
     return None
 
 
+Path = tuple  # (parent path, key or index), () at the job itself: spelled out only on error
+
+
+def _spell(path: Path) -> str:
+    keys = []
+    while path:
+        path, key = path
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{key[:40]}")
+    return "".join(reversed(keys)).lstrip(".") or "job"
+
+
 def _check_data(obj: dict[str, Any]) -> None:
     """Everything in a job is JSON data that the sandbox can be sent: strings of valid
     Unicode (a lone surrogate has no UTF-8 form, so no sandbox could ever run it), JSON
     types with string keys, and integers short enough to print, except under ``expected``,
     which never leaves the host."""
-    stack: list[tuple[str, Any, bool]] = [("", obj, True)]
+    stack: list[tuple[Any, Path, bool]] = [(obj, (), True)]
     while stack:
-        where, v, sent = stack.pop()
-        if isinstance(v, str):
-            bad = _utf8_problem(v)
-            if bad:
-                raise InvalidJob(f"field {where!r} contains {bad}; job strings must be valid "
-                                 "Unicode")
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                if not isinstance(k, str) or _utf8_problem(k):
-                    raise InvalidJob(f"field {where or 'job'!r} has a key {_show(k)} that is "
-                                     "not a valid Unicode string")
-                stack.append((f"{where}.{k[:40]}" if where else k[:40], x,
-                              sent and k != "expected"))
+        v, path, sent = stack.pop()
+        if isinstance(v, dict):
+            items = v.items()
         elif isinstance(v, (list, tuple)):
-            stack.extend((f"{where}[{i}]", x, sent) for i, x in enumerate(v))
-        elif isinstance(v, int) and not isinstance(v, bool):
-            if sent and not -INT_PRINT_LIMIT < v < INT_PRINT_LIMIT:
-                raise InvalidJob(f"field {where!r} is an integer of more than 4300 digits; "
-                                 "only 'expected' values may be that long")
-        elif not isinstance(v, (float, type(None))):
-            raise InvalidJob(f"field {where!r} is a {type(v).__name__}, which is not JSON data")
+            items = enumerate(v)
+        else:
+            _check_scalar(v, path, sent)
+            continue
+        is_dict = isinstance(v, dict)
+        for k, x in items:
+            if is_dict and (not isinstance(k, str) or _utf8_problem(k)):
+                raise InvalidJob(f"field {_spell(path)!r} has a key {_show(k)} that is not a "
+                                 "valid Unicode string")
+            if type(x) is int and -INT_PRINT_LIMIT < x < INT_PRINT_LIMIT:
+                continue  # the common case, kept cheap: long argument lists of small ints
+            if isinstance(x, (dict, list, tuple)):
+                stack.append((x, (path, k), sent and k != "expected"))
+            else:
+                _check_scalar(x, (path, k), sent and k != "expected")
+
+
+def _check_scalar(v: Any, path: Path, sent: bool) -> None:
+    if isinstance(v, str):
+        bad = _utf8_problem(v)
+        if bad:
+            raise InvalidJob(f"field {_spell(path)!r} contains {bad}; job strings must be "
+                             "valid Unicode")
+    elif isinstance(v, int) and not isinstance(v, bool):
+        if sent and not -INT_PRINT_LIMIT < v < INT_PRINT_LIMIT:
+            raise InvalidJob(f"field {_spell(path)!r} is an integer of more than 4300 "
+                             "digits; only 'expected' values may be that long")
+    elif not isinstance(v, (float, bool, type(None))):
+        raise InvalidJob(f"field {_spell(path)!r} is a {type(v).__name__}, which is not "
+                         "JSON data")
 
 
 def parse_job(obj: Any, allow_js_asserts: bool = False) -> Job:
