@@ -86,11 +86,13 @@ def plain_equal(got: Any, want: Any, rel_tol: float = 1e-9) -> bool:
     """Equality of plain data as JSON sees it: tuples equal lists, bools are not ints,
     an expected float is matched within ``rel_tol`` (relative or absolute), an expected
     integer exactly (a float within ``rel_tol`` absolute of it counts, not one off by a
-    relative ``rel_tol``), a returned set equals a list of the same distinct elements.
-    Only built-in types get here (the sandbox codec refuses anything else), so no
-    user-defined ``__eq__`` is ever called. Total: any two values give True or False,
-    never an exception (the returned value is the program's, and a comparison that raised
-    would blame the executor)."""
+    relative ``rel_tol``). A returned set or frozenset equals no expected value: JSON has
+    no sets, and a set has neither the order nor the repeats of the list it would stand
+    for (``{1, 2, 3}`` is not ``[1, 2, 2, 3]``, nor ``[3, 2, 1]`` sorted descending); test
+    set-valued functions with ``check``/``asserts``. Only built-in types get here (the
+    sandbox codec refuses anything else), so no user-defined ``__eq__`` is ever called.
+    Total: any two values give True or False, never an exception (the returned value is
+    the program's, and a comparison that raised would blame the executor)."""
     if isinstance(got, bool) or isinstance(want, bool):
         return type(got) is type(want) and got == want
     if isinstance(got, (int, float)) and isinstance(want, (int, float)):
@@ -102,10 +104,8 @@ def plain_equal(got: Any, want: Any, rel_tol: float = 1e-9) -> bool:
             return False
         gk = {_json_key(k): v for k, v in got.items()}
         return all(k in gk and plain_equal(gk[k], v, rel_tol) for k, v in want.items())
-    if isinstance(got, (set, frozenset)) and isinstance(want, list):
-        # exact element equality (no tolerance); a list with repeated elements is no set
-        return len(got) == len(want) and {_canonical(x) for x in got} == {
-            _canonical(x) for x in want}
+    if isinstance(got, (set, frozenset)):
+        return False
     return type(got) is type(want) and got == want
 
 
@@ -136,18 +136,3 @@ def _json_key(k: Any) -> Any:
         return str(k)
     except ValueError:
         return k
-
-
-def _canonical(x: Any) -> Any:
-    """A hashable form of plain data under which two values are equal exactly when
-    ``plain_equal`` (with no tolerance) says so: bools apart from ints, sequences as tuples,
-    dicts with JSON keys. Unhashable expected elements (dicts) become hashable too."""
-    if isinstance(x, bool):
-        return ("bool", x)
-    if isinstance(x, (list, tuple)):
-        return ("seq", tuple(_canonical(i) for i in x))
-    if isinstance(x, dict):
-        return ("dict", frozenset((_json_key(k), _canonical(v)) for k, v in x.items()))
-    if isinstance(x, (set, frozenset)):
-        return ("set", frozenset(_canonical(i) for i in x))
-    return (type(x).__name__ if not isinstance(x, (int, float)) else "number", x)

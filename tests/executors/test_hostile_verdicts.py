@@ -113,10 +113,14 @@ def test_a_compile_starved_of_processes_is_compiled_again(solo, monkeypatch):
 # --- class 7: comparators that paid wrong answers
 
 
-def test_a_set_is_not_a_list_with_repeats(runner):
-    src = "def f():\n    return {1, 2, 3}\n"
-    assert run(runner, call_job(src, [1, 2, 2, 3]))["status"] == "failed"
-    assert run(runner, call_job(src, [3, 1, 2]))["status"] == "passed"
+@pytest.mark.parametrize("expected", [[1, 2, 2, 3], [3, 2, 1]], ids=["repeats", "order"])
+def test_a_set_is_not_a_list(runner, expected):
+    """A set has neither the repeats nor the order of a list: returning ``set(xs)`` for
+    'the distinct values, sorted descending' must not be paid."""
+    v = run(runner, call_job("def f():\n    return {1, 2, 3}\n", expected))
+    assert v["status"] == "failed", v
+    assert run(runner, call_job("def f():\n    return [3, 2, 1]\n", [3, 2, 1]))["status"] == \
+        "passed"
 
 
 def test_a_float_is_not_a_big_int_it_rounds_to(runner):
