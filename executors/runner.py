@@ -2,7 +2,8 @@
 
 ``Runner.submit`` takes a job dict and returns a future of its verdict dict; ``Runner.run``
 streams verdicts of many jobs as they finish. Compiled programs are built once per distinct
-(language, source) in a sandbox and cached by content hash.
+(language, source) in a sandbox and cached by content hash (only outcomes that depend on the
+source alone: a compiler that timed out, was killed or ran out of a resource is run again).
 """
 
 from __future__ import annotations
