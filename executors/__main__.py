@@ -5,34 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
+from .inbox import big_int
 from .runner import Runner
 from .sandbox import IsolationError, Sandbox, claim_slots, release_slots
 from .schema import invalid
 
 
-def read_jobs(stream: TextIO) -> Iterator[Any]:
-    """Decoded job objects; a line that is not JSON yields an invalid-job marker."""
-    for n, line in enumerate(stream, 1):
-        if not line.strip():
+def read_jobs(stream: BinaryIO) -> Iterator[Any]:
+    """Decoded job objects; a line that is not UTF-8 JSON yields an invalid-job marker, so
+    that no line, however malformed, ends the run (and the verdicts still in flight)."""
+    for n, raw in enumerate(stream, 1):
+        if not raw.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as e:
-            yield _BadLine(n, str(e))
+            yield json.loads(raw.decode("utf-8"), parse_int=big_int)
+        except UnicodeDecodeError as e:
+            yield _BadLine(n, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+        except ValueError as e:  # JSONDecodeError, or an integer too long to judge
+            yield _BadLine(n, f"not valid JSON ({e})")
+        except RecursionError:
+            yield _BadLine(n, "not valid JSON (nested too deeply)")
 
 
 class _BadLine:
     def __init__(self, n: int, err: str) -> None:
-        self.msg = f"line {n}: not valid JSON ({err})"
+        self.msg = f"line {n}: {err}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    stream = open(args.input) if args.input else sys.stdin
+    stream = open(args.input, "rb") if args.input else sys.stdin.buffer
     out = sys.stdout
     try:
-        with Runner(args.workers) as runner:
+        with Runner(args.workers, allow_js_asserts=args.allow_js_asserts) as runner:
             bad: list[dict] = []
 
             def jobs() -> Iterator[Any]:
@@ -76,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="read jobs as JSON lines, write one verdict per line")
     r.add_argument("--input", help="a JSONL file of jobs (default: stdin)")
     r.add_argument("--workers", type=int, default=None, help="sandboxes (default: one per core)")
+    r.add_argument("--allow-js-asserts", action="store_true",
+                   help="run JavaScript asserts jobs, whose tests a program can forge "
+                        "(evaluation of trusted programs only, never training)")
     b = sub.add_parser("bench", help="HumanEval throughput: executor vs fresh firejail vs fork")
     b.add_argument("--workers", type=int, default=None)
     b.add_argument("--repeat", type=int, default=3, help="passes over the 164 problems")

@@ -6,6 +6,9 @@ These run on the host, never in the sandbox: expected outputs are not sent to th
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 
@@ -26,13 +29,34 @@ def _as_float(tok: str) -> float | None:
         return None
 
 
+INTEGER = re.compile(r"[+-]?[0-9]+")
+DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _same_integer(got: str, want: str) -> bool:
+    """An expected integer token is matched exactly by value (``2.000`` or ``2e0`` for ``2``),
+    never within a tolerance: a relative tolerance on ``1000000000`` would pay ``1000000999``.
+    Compared as exact decimals, so tokens of any length cost no precision and raise nothing."""
+    if DECIMAL.fullmatch(got) is None:
+        return False
+    try:
+        return Decimal(got) == Decimal(want)
+    except InvalidOperation:  # an exponent past 10**18: no integer token of ours is that big
+        return False
+
+
 def compare_float(got: str, want: str, tolerance: float = 1e-6) -> bool:
-    """Tokens equal; where the expected token is a number, the output's must be within
-    ``tolerance`` absolute or relative of it."""
+    """Tokens equal; where the expected token is an integer, the output's must have exactly
+    its value; where it is any other number, the output's must be within ``tolerance``
+    absolute or relative of it."""
     g, w = got.split(), want.split()
     if len(g) != len(w):
         return False
     for a, b in zip(g, w):
+        if INTEGER.fullmatch(b):
+            if not _same_integer(a, b):
+                return False
+            continue
         fb = _as_float(b)
         if fb is None:
             if a != b:
@@ -60,27 +84,55 @@ def compare_output(got: str, want: str, how: str, tolerance: float = 1e-6) -> bo
 
 def plain_equal(got: Any, want: Any, rel_tol: float = 1e-9) -> bool:
     """Equality of plain data as JSON sees it: tuples equal lists, bools are not ints,
-    floats equal within ``rel_tol``. Only built-in types get here (the sandbox codec
-    refuses anything else), so no user-defined ``__eq__`` is ever called."""
+    an expected float is matched within ``rel_tol`` (relative or absolute), an expected
+    integer exactly (a float within ``rel_tol`` absolute of it counts, not one off by a
+    relative ``rel_tol``). A returned set or frozenset equals no expected value: JSON has
+    no sets, and a set has neither the order nor the repeats of the list it would stand
+    for (``{1, 2, 3}`` is not ``[1, 2, 2, 3]``, nor ``[3, 2, 1]`` sorted descending); test
+    set-valued functions with ``check``/``asserts``. Only built-in types get here (the
+    sandbox codec refuses anything else), so no user-defined ``__eq__`` is ever called.
+    Total: any two values give True or False, never an exception (the returned value is
+    the program's, and a comparison that raised would blame the executor)."""
     if isinstance(got, bool) or isinstance(want, bool):
         return type(got) is type(want) and got == want
     if isinstance(got, (int, float)) and isinstance(want, (int, float)):
-        if isinstance(got, int) and isinstance(want, int):
-            return got == want
-        if math.isnan(got) or math.isnan(want):
-            return math.isnan(got) and math.isnan(want)
-        return math.isclose(got, want, rel_tol=rel_tol, abs_tol=rel_tol)
+        return _numbers_equal(got, want, rel_tol)
     if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)):
         return len(got) == len(want) and all(plain_equal(a, b, rel_tol) for a, b in zip(got, want))
     if isinstance(got, dict) and isinstance(want, dict):
         if len(got) != len(want):
             return False
-        gk = {str(k) if not isinstance(k, str) else k: v for k, v in got.items()}
+        gk = {_json_key(k): v for k, v in got.items()}
         return all(k in gk and plain_equal(gk[k], v, rel_tol) for k, v in want.items())
-    if isinstance(got, (set, frozenset)) and isinstance(want, list):
-        return got == set(map(_hashable, want))
+    if isinstance(got, (set, frozenset)):
+        return False
     return type(got) is type(want) and got == want
 
 
-def _hashable(x: Any) -> Any:
-    return tuple(map(_hashable, x)) if isinstance(x, list) else x
+def _numbers_equal(got: float, want: float, rel_tol: float) -> bool:
+    """Numbers compared as exact rationals where an int is involved, so that ints of any size
+    never overflow a float conversion (``math.isclose(10**400, 1.5)`` raises)."""
+    if isinstance(got, int) and isinstance(want, int):
+        return got == want
+    if isinstance(got, float) and isinstance(want, float):
+        if math.isnan(got) or math.isnan(want):
+            return math.isnan(got) and math.isnan(want)
+        return math.isclose(got, want, rel_tol=rel_tol, abs_tol=rel_tol)
+    x = got if isinstance(got, float) else want  # one int and one float
+    if not math.isfinite(x):  # no int is nan or infinite
+        return False
+    a, b, tol = Fraction(got), Fraction(want), Fraction(rel_tol)
+    if isinstance(want, int):  # an expected integer: only a float next to it counts
+        return abs(a - b) <= tol
+    return abs(a - b) <= max(tol * max(abs(a), abs(b)), tol)
+
+
+def _json_key(k: Any) -> Any:
+    """A returned dict's key as JSON would write it (JSON object keys are strings); an int
+    too long for ``str`` stays an int, which no expected (string) key equals."""
+    if isinstance(k, str):
+        return k
+    try:
+        return str(k)
+    except ValueError:
+        return k

@@ -23,7 +23,7 @@ from typing import Any
 import ray
 
 from .config import FleetConfig
-from .runner import Runner
+from .runner import Runner, duplicate_id
 from .sandbox import SandboxConfig
 from .schema import Verdict, job_id_of
 
@@ -276,18 +276,20 @@ class ExecutorFleet:
     def _emit(self, entry: _Entry, verdict: dict) -> None:
         now = time.monotonic()
         for job_id, callback in entry.ids:
-            v = dict(verdict, id=job_id)
             t = self._submitted_at.pop(job_id, None)
             if t is not None:
                 self._latency.append(now - t)
-            self._done_times.append(now)
-            self.counters["verdicts"] += 1
-            self.counters[f"verdict_{v.get('status')}"] += 1
-            if callback is None:  # counted as outstanding until the caller takes it
-                self._out.put(v)
-                continue
-            callback(v)
-            self._release()
+            self._deliver(dict(verdict, id=job_id), callback, now)
+
+    def _deliver(self, v: dict, callback: Callable[[dict], None] | None, now: float) -> None:
+        self._done_times.append(now)
+        self.counters["verdicts"] += 1
+        self.counters[f"verdict_{v.get('status')}"] += 1
+        if callback is None:  # counted as outstanding until the caller takes it
+            self._out.put(v)
+            return
+        callback(v)
+        self._release()
 
     def _intake(self) -> None:
         while True:
@@ -296,6 +298,10 @@ class ExecutorFleet:
             except queue.Empty:
                 return
             job_id = job_id_of(job)
+            if job_id in self._submitted_at:  # verdicts are matched by id: one job per id
+                self.counters["duplicate_ids"] += 1  # in flight (``_submitted_at`` holds them)
+                self._deliver(duplicate_id(job_id).to_dict(), callback, time.monotonic())
+                continue
             self._submitted_at[job_id] = t
             key = content_key(job) if self.cfg.dedup else None
             if key is not None and key in self._recent:

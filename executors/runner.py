@@ -2,7 +2,8 @@
 
 ``Runner.submit`` takes a job dict and returns a future of its verdict dict; ``Runner.run``
 streams verdicts of many jobs as they finish. Compiled programs are built once per distinct
-(language, source) in a sandbox and cached by content hash.
+(language, source) in a sandbox and cached by content hash (only outcomes that depend on the
+source alone: a compiler that timed out, was killed or ran out of a resource is run again).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,6 +38,27 @@ MEMORY_MARKERS = ("MemoryError", "bad_alloc", "memory allocation of", "out of me
                   "JavaScript heap out of memory", "Cannot allocate memory")
 
 
+# exit statuses with which g++ and rustc (1) and go build (1, 2) reject a program
+COMPILER_REJECTED = (["exit", 1], ["exit", 2])
+# compiler messages that blame the machine's state, not the source
+ENVIRONMENT_MARKERS = MEMORY_MARKERS + (
+    "Resource temporarily unavailable", "Too many open files", "No space left on device",
+    "Disk quota exceeded", "File size limit exceeded", "signal terminated program",
+    "Killed signal", "internal compiler error", "Read-only file system")
+
+
+def compile_failure_is_deterministic(c: dict) -> bool:
+    """Whether a failed compilation says something about the source alone, so that it may be
+    cached for every later job with that source: the compiler ran to its end and rejected the
+    program with its ordinary status, naming no limit or state of the machine. Timeouts,
+    signals, internal compiler errors, resource exhaustion and the fork server's own exit
+    codes depend on the moment (a busy node, a slot that a previous program left in a bad
+    state): the next job with that source compiles afresh."""
+    if not c["finished"] or c["exit"] not in COMPILER_REJECTED:
+        return False
+    return not any(m in c["stderr"] for m in ENVIRONMENT_MARKERS)
+
+
 class CompileCache:
     """Content-addressed cache of compiled programs, bounded in bytes, shared by all slots.
     Concurrent requests for the same key wait for one compilation."""
@@ -55,8 +77,12 @@ class CompileCache:
         argv = " ".join(L.LANGS[lang].compile_argv or ())
         return hashlib.sha256(f"{lang}\0{argv}\0{source}".encode()).hexdigest()
 
-    def get_or_build(self, key: str, build) -> tuple[bytes | None, str, bool]:
-        """(binary or None on compile error, compiler message, was_cached)."""
+    def get_or_build(self, key: str, build: Callable[[], tuple[bytes | None, str, bool]]
+                     ) -> tuple[bytes | None, str, bool]:
+        """(binary or None on compile error, compiler message, was_cached). ``build`` returns
+        (binary, message, deterministic); only a deterministic outcome is kept, so a failure
+        that depended on the moment is not handed to later jobs with the same source (each
+        waiter then builds for itself)."""
         while True:
             with self._lock:
                 if key in self._items:
@@ -70,25 +96,35 @@ class CompileCache:
                     break
             ev.wait()
         try:
-            binary, msg = build()
-            with self._lock:
-                self._items[key] = (binary, msg)
-                self._size += len(binary or b"")
-                while self._size > self.max_bytes and len(self._items) > 1:
-                    _, (b, _) = self._items.popitem(last=False)
-                    self._size -= len(b or b"")
+            binary, msg, deterministic = build()
+            if deterministic:
+                self._keep(key, binary, msg)
             return binary, msg, False
         finally:
             with self._lock:
                 self._pending.pop(key).set()
 
+    def _keep(self, key: str, binary: bytes | None, msg: str) -> None:
+        with self._lock:
+            self._items[key] = (binary, msg)
+            self._size += len(binary or b"")
+            while self._size > self.max_bytes and len(self._items) > 1:
+                _, (b, _) = self._items.popitem(last=False)
+                self._size -= len(b or b"")
+
 
 class Runner:
-    """Runs jobs on ``workers`` warm sandboxes (default: one per core)."""
+    """Runs jobs on ``workers`` warm sandboxes (default: one per core).
+
+    ``allow_js_asserts`` admits JavaScript ``asserts`` jobs, whose tests run in the
+    candidate's own process and can be forged by it: for evaluating trusted programs only,
+    never for training (without it they are ``invalid_job``)."""
 
     def __init__(self, workers: int | None = None, cfg: SandboxConfig | None = None,
-                 max_retries: int = 2, recycle_after: int = 5000) -> None:
+                 max_retries: int = 2, recycle_after: int = 5000,
+                 allow_js_asserts: bool = False) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.allow_js_asserts = allow_js_asserts
         self.cfg = cfg or SandboxConfig()
         self.max_retries = max_retries
         self.recycle_after = recycle_after
@@ -142,7 +178,7 @@ class Runner:
         """Queue one job (a dict as in the JSON contract); the future yields its verdict dict."""
         fut: Future = Future()
         try:
-            job = parse_job(obj)
+            job = parse_job(obj, allow_js_asserts=self.allow_js_asserts)
         except InvalidJob as e:
             fut.set_result(invalid(job_id_of(obj), str(e)).to_dict())
             return fut
@@ -152,22 +188,36 @@ class Runner:
         return fut
 
     def run(self, jobs: Iterable[Any], window: int | None = None) -> Iterator[dict]:
-        """Yield one verdict per job, in completion order, keeping at most ``window`` queued."""
+        """Yield one verdict per job, in completion order, keeping at most ``window`` queued.
+
+        Verdicts are matched to jobs by id, so a job whose id is that of a job still in flight
+        (its verdict not yet yielded) gets ``invalid_job`` at once; the id may be used again
+        once the first verdict is out."""
         window = window or self.workers * 4
         done: queue.Queue = queue.Queue()
-        inflight = 0
+        in_flight: set[str] = set()  # ids of the jobs submitted and not yet answered
+        pending = 0
+
+        def finished() -> dict:
+            verdict = done.get().result()
+            in_flight.discard(verdict["id"])
+            return verdict
+
         for obj in jobs:
+            jid = job_id_of(obj)
+            if jid in in_flight:
+                yield duplicate_id(jid).to_dict()
+                continue
+            if jid:  # no usable id: the job is invalid_job at once, matched by its message
+                in_flight.add(jid)
             self.submit(obj).add_done_callback(done.put)
-            inflight += 1
-            while inflight >= window:
-                yield done.get().result()
-                inflight -= 1
-            while not done.empty():
-                yield done.get().result()
-                inflight -= 1
-        while inflight:
-            yield done.get().result()
-            inflight -= 1
+            pending += 1
+            while pending >= window or not done.empty():
+                yield finished()
+                pending -= 1
+        while pending:
+            yield finished()
+            pending -= 1
 
     # -- worker
     def _worker(self, box: Sandbox) -> None:
@@ -275,7 +325,7 @@ class Runner:
         return v
 
     def _compile(self, box: Sandbox, job: Job, lang: Language) -> tuple[bytes | None, str, bool]:
-        def build() -> tuple[bytes | None, str]:
+        def build() -> tuple[bytes | None, str, bool]:
             env = dict(L.BASE_ENV)
             env.update(lang.compile_env)
             req = {"op": "compile", "job": {
@@ -286,8 +336,8 @@ class Runner:
             c = reply["compile"]
             if reply["binary"] is None:
                 why = "compiler timed out" if not c["finished"] else c["stderr"]
-                return None, why
-            return base64.b64decode(reply["binary"]), c["stderr"]
+                return None, why, compile_failure_is_deterministic(c)
+            return base64.b64decode(reply["binary"]), c["stderr"], True
 
         return self.cache.get_or_build(CompileCache.key(lang.name, job.source), build)
 
@@ -305,6 +355,14 @@ class Runner:
 
 
 Language = L.Language
+
+
+def duplicate_id(job_id: str) -> Verdict:
+    """The verdict of a job refused because a job with its id is still in flight."""
+    what = f"duplicate id {job_id[:200]!r}" if job_id else "no usable id (field 'id')"
+    return invalid(job_id, f"{what}: a job with this id is still in flight, and verdicts are "
+                           "matched to jobs by id; ids must be unique among jobs not yet "
+                           "answered")
 
 
 def test_count(job: Job) -> int:
@@ -355,6 +413,39 @@ def summarize(job: Job, tests: list[TestResult], **kw: Any) -> Verdict:
     return Verdict(job.id, status, passed, total, tests, 0.0, **kw)
 
 
+# What judging data from the sandbox may raise: it is the program's (untrusted) output, so a
+# value the host cannot decode or compare fails its test; it is never an executor error
+# (``sandbox_error``, which training leaves out, would spare a failing program its penalty).
+UNJUDGEABLE = (ValueError, TypeError, KeyError, ArithmeticError, RecursionError)
+
+
+def judge_value(encoded: Any, expected: Any, time_s: float) -> TestResult:
+    """One call-format test: the returned value (as the sandbox encoded it) against
+    ``expected``."""
+    try:
+        ok = plain_equal(decode(encoded), expected)
+    except UNJUDGEABLE as e:  # e.g. an integer too long to judge
+        return TestResult("failed", time_s, f"return value not judged: {type(e).__name__}: {e}")
+    return TestResult("passed" if ok else "failed", time_s, "" if ok else "wrong return value")
+
+
+def judge_output(text: str, want: str, how: str, tolerance: float, time_s: float) -> TestResult:
+    """One io test: the program's stdout against the expected output."""
+    try:
+        ok = compare_output(text, want, how, tolerance)
+    except UNJUDGEABLE as e:
+        return TestResult("failed", time_s, f"output not judged: {type(e).__name__}: {e}")
+    return TestResult("passed" if ok else "failed", time_s, "" if ok else "wrong output")
+
+
+def load_message(head: dict) -> str:
+    """The message of the judge's load report. The judge passes on the candidate's own report
+    of loading, which a program can forge (it holds the socket), so the message may be any
+    JSON value: only a string is kept, never a structure that could be deep or unprintable."""
+    msg = head.get("msg")
+    return msg[:2000] if isinstance(msg, str) else f"(the program reported a {type(msg).__name__})"
+
+
 def judged_verdict(job: Job, run: dict) -> Verdict:
     stdout, stderr = _tail(run["stdout"]), run["stderr"][-TAIL:]
     lines = run["results"]
@@ -367,13 +458,14 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
     head = lines[0]
     if head.get("load") == "syntax":
         return Verdict(job.id, "compile_error", 0, test_count(job), [], 0.0,
-                       message=head["msg"], **base)
+                       message=load_message(head), **base)
     if head.get("load") == "error":
-        status = "memory_limit" if "MemoryError" in head["msg"] else "runtime_error"
+        status = "memory_limit" if "MemoryError" in load_message(head) else "runtime_error"
         if run["timed_out"]:
             status = "timeout"
         return Verdict(job.id, status, 0, test_count(job), [], 0.0,
-                       message=f"the program failed while loading: {head['msg']}", **base)
+                       message=f"the program failed while loading: {load_message(head)}",
+                       **base)
     tests: list[TestResult] = []
     cases = job.tests.get("cases")
     for r in lines[1:]:
@@ -382,14 +474,7 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
                            message=f"test setup failed: {r['setup_error']}", **base)
         t = r.get("time", 0.0)
         if "value" in r:  # call format: compare on the host
-            try:
-                value = decode(r["value"])
-            except ValueError as e:  # e.g. an integer too long to judge: the program's doing
-                tests.append(TestResult("failed", t, f"return value not judged: {e}"))
-                continue
-            ok = plain_equal(value, cases[r["i"]]["expected"])
-            tests.append(TestResult("passed" if ok else "failed", t,
-                                    "" if ok else "wrong return value"))
+            tests.append(judge_value(r["value"], cases[r["i"]]["expected"], t))
         elif r["status"] == "passed":
             tests.append(TestResult("passed", t))
         elif r["status"] == "failed":
@@ -436,9 +521,7 @@ def io_verdict(job: Job, cases_out: list[dict]) -> Verdict:
         except UnicodeDecodeError:
             tests.append(TestResult("failed", r["wall"], "output is not valid UTF-8"))
             continue
-        ok = compare_output(text, case["output"], how, tol)
-        tests.append(TestResult("passed" if ok else "failed", r["wall"],
-                                "" if ok else "wrong output"))
+        tests.append(judge_output(text, case["output"], how, tol, r["wall"]))
     return summarize(job, tests, stdout=stdout, stderr=stderr)
 
 
@@ -450,10 +533,11 @@ def js_asserts_verdict(job: Job, r: dict, nonce: str) -> Verdict:
         return Verdict(job.id, "compile_error", 0, n, [], 0.0, stderr=stderr,
                        message="the program does not parse")
     ok = set()
+    numbers = {str(i): i for i in range(n)}  # the program's output is never parsed as int
     for line in raw.decode("utf-8", "replace").splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == nonce and parts[2] == "ok" and parts[1].isdigit():
-            ok.add(int(parts[1]))
+        if len(parts) == 3 and parts[0] == nonce and parts[2] == "ok" and parts[1] in numbers:
+            ok.add(numbers[parts[1]])
     st = "timeout" if not r["finished"] else exit_status(
         r["exit"], stderr, r["stdout_size"], job.limits.output_bytes)
     tests = []

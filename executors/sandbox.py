@@ -409,7 +409,13 @@ class Sandbox:
         if n > cap:
             raise SandboxError(f"sandbox sent a {n}-byte reply; a {msg['op']!r} request's "
                                f"replies are capped at {cap} bytes")
-        reply = json.loads(self._read(n, deadline))
+        try:  # the sandbox is untrusted: an unreadable reply is its failure, never ours
+            reply = json.loads(self._read(n, deadline))
+        except (ValueError, RecursionError) as e:
+            raise SandboxError(f"sandbox sent an unreadable reply: {type(e).__name__}: "
+                               f"{str(e)[:200]}") from None
+        if not isinstance(reply, dict):
+            raise SandboxError(f"sandbox sent a {type(reply).__name__}, not a reply object")
         self.runs += 1
         if reply.get("rid") != rid:  # a stale or forged frame: everything after it is suspect
             raise SandboxError(f"sandbox answered request {reply.get('rid')!r} while request "

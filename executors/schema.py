@@ -33,6 +33,27 @@ class InvalidJob(ValueError):
     """A job that cannot be run as written; the message names the field and what is valid."""
 
 
+# The JavaScript asserts harness runs the tests in the candidate's own node process.
+JS_ASSERTS_REFUSED = (
+    "JavaScript asserts are refused: they run inside the candidate's own node process, where "
+    "one line (globalThis.assert = new Proxy(...)) makes every assertion a no-op, so their "
+    "verdicts cannot be trusted for training; use io tests, or run the executor with "
+    "allow_js_asserts (--allow-js-asserts) for evaluation of trusted programs only")
+# CPython refuses to print (str, json.dumps) integers of more digits than this; the host does
+# not lift that limit, so such an integer can be judged (in ``expected``) but not sent
+INT_PRINT_LIMIT = 10 ** 4300
+
+
+def _show(v: Any, width: int = 60) -> str:
+    """``repr`` of an untrusted value for an error message: short, and never raising (an
+    integer past CPython's 4300-digit limit cannot be printed)."""
+    try:
+        text = repr(v)
+    except ValueError:
+        return "a value too large to print"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-job resource limits. ``timeout_s`` is per test case for ``io``, per job otherwise."""
@@ -117,23 +138,25 @@ def _str_list(v: Any, where: str) -> list[str]:
     return v
 
 
-def _check_tests(language: str, tests: Any) -> dict[str, Any]:
+def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str, Any]:
     if not isinstance(tests, dict):
         raise InvalidJob(f"field 'tests' must be an object, got {type(tests).__name__}")
     fmt = tests.get("format")
     if fmt not in FORMATS:
-        raise InvalidJob(f"tests.format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        raise InvalidJob(f"tests.format must be one of {', '.join(FORMATS)}; got {_show(fmt)}")
     if fmt not in SUPPORTED[language]:
         raise InvalidJob(
             f"language {language!r} does not support tests.format {fmt!r} "
             f"(supported: {', '.join(SUPPORTED[language])})"
         )
+    if language == "javascript" and fmt == "asserts" and not allow_js_asserts:
+        raise InvalidJob(JS_ASSERTS_REFUSED)
     w = f"tests ({fmt})"
     if fmt == "check":
         _need(tests, "code", str, w)
         entry = _need(tests, "entry_point", str, w)
         if not entry.isidentifier():
-            raise InvalidJob(f"{w}: entry_point {entry!r} is not an identifier")
+            raise InvalidJob(f"{w}: entry_point {_show(entry)} is not an identifier")
     elif fmt == "asserts":
         asserts = _str_list(_need(tests, "asserts", list, w), f"{w}: asserts")
         if not asserts:
@@ -151,14 +174,14 @@ def _check_tests(language: str, tests: Any) -> dict[str, Any]:
             _need(c, "output", str, f"{w}: cases[{i}]")
         compare = tests.get("compare", "whitespace")
         if compare not in COMPARATORS:
-            raise InvalidJob(f"{w}: compare must be one of {', '.join(COMPARATORS)}; got {compare!r}")
+            raise InvalidJob(f"{w}: compare must be one of {', '.join(COMPARATORS)}; got {_show(compare)}")
         tol = tests.get("tolerance", 1e-6)
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise InvalidJob(f"{w}: tolerance must be a non-negative number; got {tol!r}")
+            raise InvalidJob(f"{w}: tolerance must be a non-negative number; got {_show(tol)}")
     elif fmt == "call":
         fn = _need(tests, "fn_name", str, w)
         if not fn.isidentifier():
-            raise InvalidJob(f"{w}: fn_name {fn!r} is not an identifier")
+            raise InvalidJob(f"{w}: fn_name {_show(fn)} is not an identifier")
         cases = _need(tests, "cases", list, w)
         if not cases:
             raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
@@ -186,38 +209,108 @@ def _limits(v: Any) -> Limits:
     m = v.get("memory_mb", d.memory_mb)
     o = v.get("output_bytes", d.output_bytes)
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 < t <= Limits.MAX_TIMEOUT_S):
-        raise InvalidJob(f"limits.timeout_s must be a number in (0, {Limits.MAX_TIMEOUT_S}]; got {t!r}")
+        raise InvalidJob(f"limits.timeout_s must be a number in (0, {Limits.MAX_TIMEOUT_S}]; got {_show(t)}")
     if isinstance(m, bool) or not isinstance(m, int) or not (16 <= m <= Limits.MAX_MEMORY_MB):
-        raise InvalidJob(f"limits.memory_mb must be an integer in [16, {Limits.MAX_MEMORY_MB}]; got {m!r}")
+        raise InvalidJob(f"limits.memory_mb must be an integer in [16, {Limits.MAX_MEMORY_MB}]; got {_show(m)}")
     if isinstance(o, bool) or not isinstance(o, int) or not (1 <= o <= 64 << 20):
-        raise InvalidJob(f"limits.output_bytes must be an integer in [1, {64 << 20}]; got {o!r}")
+        raise InvalidJob(f"limits.output_bytes must be an integer in [1, {64 << 20}]; got {_show(o)}")
     return Limits(timeout_s=float(t), memory_mb=m, output_bytes=o)
+
+
+def _id_text(jid: Any) -> str:
+    """The id as a verdict carries it; '' for a value that is no usable id."""
+    if isinstance(jid, bool) or not isinstance(jid, (str, int)):
+        return ""
+    if isinstance(jid, int) and not -INT_PRINT_LIMIT < jid < INT_PRINT_LIMIT:
+        return ""
+    return str(jid)
 
 
 def job_id_of(obj: Any) -> str:
     """Best-effort id of a possibly malformed job, so its invalid_job verdict can be matched."""
-    if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)) and not isinstance(
-        obj.get("id"), bool
-    ):
-        return str(obj["id"])
-    return ""
+    return _id_text(obj.get("id")) if isinstance(obj, dict) else ""
 
 
-def parse_job(obj: Any) -> Job:
-    """Validate a decoded JSON job; raise InvalidJob naming the first problem."""
+def _utf8_problem(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a lone surrogate ({_show(text[e.start])} at character {e.start})"
+    return None
+
+
+Path = tuple  # (parent path, key or index), () at the job itself: spelled out only on error
+
+
+def _spell(path: Path) -> str:
+    keys = []
+    while path:
+        path, key = path
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{key[:40]}")
+    return "".join(reversed(keys)).lstrip(".") or "job"
+
+
+def _check_data(obj: dict[str, Any]) -> None:
+    """Everything in a job is JSON data that the sandbox can be sent: strings of valid
+    Unicode (a lone surrogate has no UTF-8 form, so no sandbox could ever run it), JSON
+    types with string keys, and integers short enough to print, except under ``expected``,
+    which never leaves the host."""
+    stack: list[tuple[Any, Path, bool]] = [(obj, (), True)]
+    while stack:
+        v, path, sent = stack.pop()
+        if isinstance(v, dict):
+            items = v.items()
+        elif isinstance(v, (list, tuple)):
+            items = enumerate(v)
+        else:
+            _check_scalar(v, path, sent)
+            continue
+        is_dict = isinstance(v, dict)
+        for k, x in items:
+            if is_dict and (not isinstance(k, str) or _utf8_problem(k)):
+                raise InvalidJob(f"field {_spell(path)!r} has a key {_show(k)} that is not a "
+                                 "valid Unicode string")
+            if type(x) is int and -INT_PRINT_LIMIT < x < INT_PRINT_LIMIT:
+                continue  # the common case, kept cheap: long argument lists of small ints
+            if isinstance(x, (dict, list, tuple)):
+                stack.append((x, (path, k), sent and k != "expected"))
+            else:
+                _check_scalar(x, (path, k), sent and k != "expected")
+
+
+def _check_scalar(v: Any, path: Path, sent: bool) -> None:
+    if isinstance(v, str):
+        bad = _utf8_problem(v)
+        if bad:
+            raise InvalidJob(f"field {_spell(path)!r} contains {bad}; job strings must be "
+                             "valid Unicode")
+    elif isinstance(v, int) and not isinstance(v, bool):
+        if sent and not -INT_PRINT_LIMIT < v < INT_PRINT_LIMIT:
+            raise InvalidJob(f"field {_spell(path)!r} is an integer of more than 4300 "
+                             "digits; only 'expected' values may be that long")
+    elif not isinstance(v, (float, bool, type(None))):
+        raise InvalidJob(f"field {_spell(path)!r} is a {type(v).__name__}, which is not "
+                         "JSON data")
+
+
+def parse_job(obj: Any, allow_js_asserts: bool = False) -> Job:
+    """Validate a decoded JSON job; raise InvalidJob naming the first problem.
+    ``allow_js_asserts`` admits JavaScript ``asserts`` tests (evaluation only: see
+    JS_ASSERTS_REFUSED)."""
     if not isinstance(obj, dict):
         raise InvalidJob(f"a job must be a JSON object, got {type(obj).__name__}")
     jid = obj.get("id")
-    if isinstance(jid, bool) or not isinstance(jid, (str, int)) or str(jid) == "":
-        raise InvalidJob("field 'id' must be a non-empty string (or integer)")
+    if _id_text(jid) == "":
+        raise InvalidJob("field 'id' must be a non-empty string (or an integer of at most "
+                         "4300 digits)")
     lang = _need(obj, "language", str, "job")
     lang = LANGUAGE_ALIASES.get(lang.lower(), lang.lower())
     if lang not in LANGUAGES:
-        raise InvalidJob(f"field 'language' must be one of {', '.join(LANGUAGES)}; got {obj['language']!r}")
+        raise InvalidJob(f"field 'language' must be one of {', '.join(LANGUAGES)}; got {_show(obj['language'])}")
     source = _need(obj, "source", str, "job")
     if "\x00" in source:
         raise InvalidJob("field 'source' contains a NUL byte")
-    tests = _check_tests(lang, obj.get("tests"))
-    return Job(id=str(jid), language=lang, source=source, tests=tests,
-               limits=_limits(obj.get("limits")))
-
+    tests = _check_tests(lang, obj.get("tests"), allow_js_asserts)
+    limits = _limits(obj.get("limits"))
+    _check_data(obj)
+    return Job(id=_id_text(jid), language=lang, source=source, tests=tests, limits=limits)

@@ -18,6 +18,14 @@ def runner():
     r.close()
 
 
+@pytest.fixture
+def js_runner(runner):
+    """The session runner with JavaScript asserts admitted (the evaluation opt-in)."""
+    runner.allow_js_asserts = True
+    yield runner
+    runner.allow_js_asserts = False
+
+
 @pytest.fixture(scope="session")
 def solo():
     """A one-slot runner, so that consecutive jobs share a sandbox."""

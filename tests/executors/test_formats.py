@@ -120,18 +120,18 @@ def test_compile_once_per_distinct_source(runner):
     assert runner.cache.hits - before[0] == 5
 
 
-def test_javascript_asserts(runner):
+def test_javascript_asserts(js_runner):
     src = "function add(a, b) { return a + b; }\n"
-    v = run(runner, {"id": "js", "language": "javascript", "source": src, "tests": {
+    v = run(js_runner, {"id": "js", "language": "javascript", "source": src, "tests": {
         "format": "asserts", "asserts": ["assert.strictEqual(add(1, 2), 3)",
                                          "assert.deepStrictEqual([add(1, 1)], [3])",
                                          "assert(add(2, 2) === 4)"]}})
     assert [t["status"] for t in v["tests"]] == ["passed", "failed", "passed"]
 
 
-def test_javascript_exit_passes_nothing(runner):
+def test_javascript_exit_passes_nothing(js_runner):
     src = "function add(a, b) { return a + b; }\nprocess.exit(0);\n"
-    v = run(runner, {"id": "js2", "language": "javascript", "source": src, "tests": {
+    v = run(js_runner, {"id": "js2", "language": "javascript", "source": src, "tests": {
         "format": "asserts", "asserts": ["assert.strictEqual(add(1, 2), 3)"]}})
     assert v["status"] != "passed"
 

@@ -139,11 +139,6 @@ CASES = {
                             "\nbuiltins.__import__ = None\n"), {"failed"}),
     "raise_systemexit_in_call": (adds("", fn="def add(a, b):\n    raise SystemExit(0)\n"),
                                  {"runtime_error"}),
-    "js_fake_marker": ({"id": "t", "language": "javascript",
-                        "source": "function add(a,b){return 0}\nconsole.log('0 ok');"
-                                  "console.log('undefined 0 ok');",
-                        "tests": {"format": "asserts", "asserts": ["assert.equal(add(1,2),3)"]}},
-                       {"failed"}),
 }
 
 
@@ -178,6 +173,14 @@ def test_hostile(runner, host_listeners, name):
     assert not [p for p in os.listdir("/tmp") if p.startswith("rlce-hostile-marker")]
     for pid, cmd in processes_of(uids):  # only the sandboxes' own processes
         assert "firejail" in cmd or "python3 -I -S" in cmd, (name, pid, cmd)
+
+
+def test_js_fake_marker_with_the_evaluation_opt_in(js_runner):
+    v = run(js_runner, {"id": "t", "language": "javascript",
+                        "source": "function add(a,b){return 0}\nconsole.log('0 ok');"
+                                  "console.log('undefined 0 ok');",
+                        "tests": {"format": "asserts", "asserts": ["assert.equal(add(1,2),3)"]}})
+    assert v["status"] == "failed", v
 
 
 def test_daemon_leaves_nothing_behind(runner):

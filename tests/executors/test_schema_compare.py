@@ -102,3 +102,65 @@ def test_codec_refuses_custom_objects():
             return 4
 
     assert type(decode(encode(SubInt(3)))) is int and decode(encode(SubInt(3))) == 3
+
+
+def test_float_integer_tokens_compare_exactly():
+    assert not compare_float("1000000999", "1000000000", 1e-6)
+    assert compare_float("2.000 2e0", "2 2")  # the same value, written as a decimal
+    assert not compare_float("2.0000001", "2")
+    assert not compare_float("two", "2") and not compare_float("1e99999999999999999999", "5")
+    assert compare_float("1" * 6000, "1" * 6000) and not compare_float("1" * 6000, "1" * 5999)
+
+
+def test_a_set_equals_no_json_value():
+    assert not plain_equal({1, 2, 3}, [1, 2, 2, 3])  # neither the repeats
+    assert not plain_equal({1, 2, 3}, [3, 2, 1])  # nor the order of a list
+    assert not plain_equal(frozenset({(1, 2)}), [[1, 2]]) and not plain_equal({1}, {1})
+    assert not plain_equal({1}, [{"a": 1}])  # unhashable expected elements: no error
+
+
+def test_plain_equal_expected_integers_are_exact():
+    assert not plain_equal(float(2**60), 2**60 + 1)
+    assert plain_equal(float(2**60), 2**60) and plain_equal(3.0000000001, 3)
+    assert plain_equal(10**20 + 7, 1e20)  # an expected float keeps its relative tolerance
+    assert not plain_equal(2, 2.5)
+
+
+@pytest.mark.parametrize("got, want", [
+    (10**400, 1.5), (1.5, 10**400), (math.inf, 10**400), (10**400, math.nan),
+    ({10**5000: 1}, {"x": 1}), ({1}, [{"a": 1}]), ([10**400], [0.5]),
+])
+def test_plain_equal_never_raises(got, want):
+    assert plain_equal(got, want) is False
+
+
+def test_strings_that_are_no_valid_unicode_are_invalid_jobs():
+    with pytest.raises(InvalidJob, match="field 'source' contains a lone surrogate"):
+        parse_job(job(source="x = '\ud800'"))
+    io = {"format": "io", "cases": [{"input": "\udc80", "output": ""}]}
+    with pytest.raises(InvalidJob, match=r"'tests.cases\[0\].input' contains a lone surrogate"):
+        parse_job(job(tests=io))
+    with pytest.raises(InvalidJob, match="'tests.asserts\\[0\\]' contains a lone surrogate"):
+        parse_job(job(tests={"format": "asserts", "asserts": ["assert '\ud800'"]}))
+
+
+def test_values_the_host_cannot_send_or_print_are_invalid_jobs():
+    call = {"format": "call", "fn_name": "f", "cases": [{"args": [10**5000], "expected": 1}]}
+    with pytest.raises(InvalidJob, match="more than 4300 digits"):
+        parse_job(job(tests=call))
+    call["cases"][0].update(args=[{1, 2}])
+    with pytest.raises(InvalidJob, match="is a set, which is not JSON data"):
+        parse_job(job(tests=call))
+    call["cases"][0].update(args=[1], expected=10**5000)  # expected stays on the host: fine
+    assert parse_job(job(tests=call)).tests["cases"][0]["expected"] == 10**5000
+    with pytest.raises(InvalidJob, match="memory_mb .* got a value too large to print"):
+        parse_job(job(limits={"memory_mb": 10**5000}))
+    with pytest.raises(InvalidJob, match="'id'"):
+        parse_job(job(id=10**5000))
+
+
+def test_javascript_asserts_need_the_evaluation_opt_in():
+    js = job(language="javascript", tests={"format": "asserts", "asserts": ["assert(f())"]})
+    with pytest.raises(InvalidJob, match="JavaScript asserts are refused"):
+        parse_job(js)
+    assert parse_job(js, allow_js_asserts=True).language == "javascript"
