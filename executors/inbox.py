@@ -1016,6 +1016,50 @@ def to_dev_null(fds):
     os.close(null)
 
 
+WALL_CAP_FACTOR = 3  # a run that starves itself ends at this many times its time limit
+CLOCK_TICK_S = 0.05  # how often a waiting zygote re-reads the run's CPU wait
+
+
+class RunClock:
+    """When a run's time is up. Its limit counts the wall time its processes ran or slept, but
+    not the time they were runnable and waited for a CPU (the run delay in
+    ``/proc/<pid>/schedstat``): on a node loaded from outside the slot, an honest program still
+    gets the CPU time its limit means, instead of timing out because others ran. A run cannot
+    buy time this way: waiting for a CPU is the only thing that extends it, its processes are
+    bounded by ``RLIMIT_CPU`` and the slot's cgroup, and one that starves itself (its own
+    spinners) still ends at ``WALL_CAP_FACTOR`` times its limit."""
+
+    def __init__(self, limit, t0):
+        self.limit = limit
+        self.t0 = t0
+        self.base = {}  # pid -> run delay when it was first watched (seconds)
+        self.waited = {}  # pid -> run delay since then
+
+    def watch(self, pid):
+        self.base[pid] = run_delay(pid) or 0.0
+        self.waited[pid] = 0.0
+
+    def deadline(self):
+        for pid, base in self.base.items():
+            d = run_delay(pid)
+            if d is not None:  # a process that is gone keeps its last figure
+                self.waited[pid] = max(0.0, d - base)
+        grace = min(sum(self.waited.values()), (WALL_CAP_FACTOR - 1) * self.limit)
+        return self.t0 + self.limit + grace
+
+    def expired(self):
+        return time.monotonic() >= self.deadline()
+
+
+def run_delay(pid):
+    """Seconds ``pid``'s main thread has waited, runnable, for a CPU; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Zygote:
     def __init__(self):
         self.pid = os.getpid()
@@ -1074,6 +1118,14 @@ class Zygote:
             if pfd is not None:
                 os.close(pfd)
 
+    def wait_run(self, pid, clock):
+        """Wait for the run's process ``pid`` until ``clock`` says its time is up; its wait
+        status, or None if it is still running."""
+        while True:
+            st = self.wait(pid, min(clock.deadline(), time.monotonic() + CLOCK_TICK_S))
+            if st is not None or clock.expired():
+                return st
+
     def kill_wait(self, pid):
         """SIGKILL a child and collect its status."""
         try:
@@ -1092,7 +1144,9 @@ class Zygote:
         t0 = time.monotonic()
         cmd = {"mode": mode, "cwd": WORKDIR, "limits": lim, "argv": argv, "env": job["env"]}
         pid = self.spawn(cmd, [fin, fout, ferr, fsrc])
-        st = self.wait(pid, t0 + lim["timeout_s"])
+        clock = RunClock(lim["timeout_s"], t0)
+        clock.watch(pid)
+        st = self.wait_run(pid, clock)
         wall = time.monotonic() - t0
         finished = st is not None
         if not finished:
@@ -1138,11 +1192,13 @@ class Zygote:
                 os._exit(0)
         a.close()
         os.close(res_w)
-        deadline = t0 + lim["timeout_s"]
-        buf, over = read_results(res_r, deadline, results_cap(job))
+        clock = RunClock(lim["timeout_s"], t0)
+        clock.watch(cpid)
+        clock.watch(jpid)
+        buf, over = read_results(res_r, clock, results_cap(job))
         os.close(res_r)
-        judge_st = self.wait(jpid, min(deadline, time.monotonic() + 0.05))
-        timed_out = judge_st is None and time.monotonic() >= deadline
+        judge_st = self.wait(jpid, min(clock.deadline(), time.monotonic() + 0.05))
+        timed_out = judge_st is None and clock.expired()
         if judge_st is None:
             self.kill_wait(jpid)
         # the candidate ends when the judge closes its socket; give it a moment, then force it
@@ -1261,14 +1317,16 @@ class Zygote:
             self.reply(req, resp)
 
 
-def read_results(fd, deadline, cap):
-    """The judge's result lines until it closes the pipe, the deadline passes or more than
+def read_results(fd, clock, cap):
+    """The judge's result lines until it closes the pipe, the run's time is up or more than
     ``cap`` bytes came (the rest is not read). Returns (bytes, over_cap)."""
     chunks, size = [], 0
     while size <= cap:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        left = clock.deadline() - time.monotonic()
+        if left <= 0:
             break
+        if not select.select([fd], [], [], min(left, CLOCK_TICK_S))[0]:
+            continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             break

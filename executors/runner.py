@@ -22,7 +22,7 @@ from typing import Any
 
 from . import languages as L
 from .compare import compare_output, plain_equal
-from .inbox import decode
+from .inbox import WALL_CAP_FACTOR, decode
 from .sandbox import (
     IsolationError,
     Sandbox,
@@ -293,7 +293,7 @@ class Runner:
                               for c in job.tests["cases"]]}
         lim = L.run_limits(L.LANGS["python"], job.limits)
         req = {"op": "judge", "job": {"source": job.source, "tests": spec, "limits": lim}}
-        run = box.request(req, job.limits.timeout_s + 10)["run"]
+        run = box.request(req, wall_budget(job.limits.timeout_s))["run"]
         return judged_verdict(job, run)
 
     # -- stdin/stdout, any language
@@ -318,8 +318,7 @@ class Runner:
             "mode": mode, "source": source, "files": files, "argv": argv,
             "env": L.run_env(lang, job.limits), "inputs": [c["input"] for c in cases],
             "limits": L.run_limits(lang, job.limits)}}
-        budget = job.limits.timeout_s * len(cases) + 10 + 0.05 * len(cases)
-        out = box.request(req, budget)["cases"]
+        out = box.request(req, wall_budget(job.limits.timeout_s, len(cases)))["cases"]
         v = io_verdict(job, out)
         v.cached_compile = cached
         return v
@@ -332,7 +331,7 @@ class Runner:
                 "files": {lang.source_file: base64.b64encode(job.source.encode()).decode()},
                 "argv": list(lang.compile_argv), "env": env, "output": "prog",
                 "limits": L.compile_limits()}}
-            reply = box.request(req, L.COMPILE_TIMEOUT_S + 15)
+            reply = box.request(req, wall_budget(L.COMPILE_TIMEOUT_S) + 5)
             c = reply["compile"]
             if reply["binary"] is None:
                 why = "compiler timed out" if not c["finished"] else c["stderr"]
@@ -350,7 +349,7 @@ class Runner:
             "files": {lang.source_file: base64.b64encode(script.encode()).decode()},
             "env": L.run_env(lang, job.limits), "inputs": [""],
             "limits": L.run_limits(lang, job.limits)}}
-        (case,) = box.request(req, job.limits.timeout_s + 10)["cases"]
+        (case,) = box.request(req, wall_budget(job.limits.timeout_s))["cases"]
         return js_asserts_verdict(job, case, nonce)
 
 
@@ -363,6 +362,13 @@ def duplicate_id(job_id: str) -> Verdict:
     return invalid(job_id, f"{what}: a job with this id is still in flight, and verdicts are "
                            "matched to jobs by id; ids must be unique among jobs not yet "
                            "answered")
+
+
+def wall_budget(timeout_s: float, runs: int = 1) -> float:
+    """How long the host waits for a reply covering ``runs`` runs of ``timeout_s`` each: a
+    run's limit stretches by the time it waited for a CPU, up to WALL_CAP_FACTOR times (see
+    inbox.RunClock), plus room for the sandbox's own work."""
+    return (timeout_s * WALL_CAP_FACTOR + 0.05) * runs + 10
 
 
 def test_count(job: Job) -> int:

@@ -265,6 +265,35 @@ def test_fork_bombs_end_without_a_retry(runner):
         assert (v["status"], v["retries"]) == ("timeout", 0), v
 
 
+def test_time_limit_does_not_count_waiting_for_a_cpu():
+    """A job's time limit counts what its processes ran or slept, not what they waited for a
+    CPU that load outside the slot held: the sandbox and four spinners share CPU 0, so the
+    program gets about a fifth of it, and needs 0.5 s of CPU against a 2 s limit (about 2.5 s
+    of wall time; the old wall-clock deadline judged it a timeout). The work is counted in
+    CPU time, so how busy the machine is changes only how long it takes."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # the sandbox inherits it from this thread
+    try:
+        r = Runner(workers=1).start()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    spin = f"import os\nos.sched_setaffinity(0, {{{min(cpus)}}})\nwhile True:\n    pass\n"
+    # each in its own session: the scheduler weighs a session's processes as one group
+    hogs = [subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+            for _ in range(4)]
+    src = "import time\nwhile time.process_time() < 0.5:\n    pass\nprint('ok')\n"
+    try:
+        v = run(r, py_io(src, timeout=2))
+        sleeper = run(r, py_io("import time\ntime.sleep(30)\n", timeout=1))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+        r.close()
+    assert v["status"] == "passed", v
+    assert sleeper["status"] == "timeout", sleeper  # sleeping never waits for a CPU
+
+
 def test_slot_cgroups_are_removed_when_the_runner_closes():
     r = Runner(workers=1).start()
     try:
