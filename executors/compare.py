@@ -30,7 +30,9 @@ def _as_float(tok: str) -> float | None:
 
 
 INTEGER = re.compile(r"[+-]?[0-9]+")
-DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# one way to match each digit (no ``[0-9]+\.?[0-9]*``, which backtracks quadratically on a
+# long run of digits that does not match: a program's output must not cost the host hours)
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _same_integer(got: str, want: str) -> bool:

@@ -31,6 +31,7 @@ import resource
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -438,18 +439,39 @@ def wipe():
 
 
 def remove_tree(path):
-    if not os.path.lexists(path):
-        return
-    if os.path.isdir(path) and not os.path.islink(path):
-        try:
-            os.chmod(path, 0o700)
-        except OSError:
-            pass
-        for name in os.listdir(path):
-            remove_tree(os.path.join(path, name))
-        os.rmdir(path)
-    else:
-        os.unlink(path)
+    """Remove ``path`` and everything below it. A job can nest directories deeper than
+    Python's recursion limit and than PATH_MAX (by ``chdir`` into each new one), so the walk
+    keeps an explicit stack and works relative to the directory it is in."""
+    parent, name = os.path.split(path)
+    os.chdir(parent)
+    try:
+        remove_here(name)
+    finally:
+        os.chdir("/")
+
+
+def remove_here(name):
+    stack = [name]  # names relative to the current directory; None: go back up one level
+    while stack:
+        entry = stack[-1]
+        if stat.S_ISDIR(os.lstat(entry).st_mode):
+            try:
+                os.chmod(entry, 0o700)
+            except OSError:
+                pass
+            names = os.listdir(entry)
+            if names:
+                os.chdir(entry)
+                stack.append(None)
+                stack.extend(names)
+                continue
+            os.rmdir(entry)
+        else:
+            os.unlink(entry)
+        stack.pop()
+        while stack and stack[-1] is None:
+            stack.pop()
+            os.chdir("..")
 
 
 IPC_RMID = 0

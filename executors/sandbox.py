@@ -259,8 +259,12 @@ def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
 
 def infra_state(pid: int) -> dict[str, object]:
     """What a same-uid process could change about ``pid`` to cripple later jobs: its rlimits,
-    nice value, scheduling policy and priority, CPU affinity and OOM score adjustment."""
+    nice value, scheduling policy and priority, CPU affinity, OOM score adjustment, and
+    whether it is stopped (SIGSTOP: the next job's spawn would wait on it until the host gives
+    up)."""
+    state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     return {
+        "run state (stopped)": state in ("T", "t"),
         "rlimits": Path(f"/proc/{pid}/limits").read_text(),
         "nice": os.getpriority(os.PRIO_PROCESS, pid),
         "scheduling policy": (os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority),

@@ -194,3 +194,18 @@ def test_io_cases_get_the_jobs_files_back(solo):
     v = run(solo, io_job(js, [("", "other.js")] * 2, language="javascript",
                          limits={"timeout_s": 5}))
     assert v["status"] == "passed", v
+
+
+DEEP = ("import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+        "open('f', 'w').write('x')\nos.symlink('/etc', 'link')\nprint(len(os.getcwd()) > 4096)\n")
+
+
+@SANDBOX
+def test_a_tree_deeper_than_path_max_is_wiped(solo):
+    """3,000 nested directories (a path of 6,000+ bytes, past PATH_MAX and past Python's
+    recursion limit) used to make the wipe fail, so the sandbox was thrown away and the job
+    retried until it was judged runtime_error; the tree is wiped and the slot goes on."""
+    v = run(solo, io_job(DEEP, [("", "True")], limits={"timeout_s": 10}))
+    assert (v["status"], v["retries"]) == ("passed", 0), v
+    v = run(solo, io_job("import os\nprint(sorted(os.listdir('.')))\n", [("", "[]")]))
+    assert (v["status"], v["retries"]) == ("passed", 0), v

@@ -93,6 +93,25 @@ def test_candidate_cannot_cripple_the_fork_server(solo, attack):
         assert affinity == cpus and "Max open files            1024" in limits, (attack, pid)
 
 
+STOP_TEMPLATE = (
+    "import os, signal\n"
+    "def parent(p):\n"
+    "    return int(open(f'/proc/{p}/stat').read().rpartition(')')[2].split()[1])\n"
+    "me = os.getpid()\n"
+    "siblings = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me\n"
+    "            and parent(p) == os.getppid()]\n"
+    "os.kill(min(siblings), signal.SIGSTOP)  # the oldest: the template\n"
+    "def f():\n    return 1\n")
+
+
+def test_a_stopped_template_is_replaced_before_the_next_job(solo):
+    """SIGSTOP on the template (same uid) used to leave it stopped for the next job of the
+    slot, whose spawn then waited until the host gave up and retried it."""
+    v = run(solo, asserts_job(STOP_TEMPLATE, ["assert f() == 1"], limits={"timeout_s": 3}))
+    assert v["status"] == "passed", v  # it stopped nothing of its own job
+    honest_jobs_pass(solo)
+
+
 # --------------------------------------------------------------------------- class 4
 
 SHMGET = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"

@@ -1,6 +1,10 @@
 """Pure logic: job validation, comparators, plain-data equality and the in-sandbox codec."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +168,16 @@ def test_javascript_asserts_need_the_evaluation_opt_in():
     with pytest.raises(InvalidJob, match="JavaScript asserts are refused"):
         parse_job(js)
     assert parse_job(js, allow_js_asserts=True).language == "javascript"
+
+
+def test_float_compare_is_linear_in_a_long_token():
+    """A long digit run that is no number made the number pattern backtrack quadratically on
+    the host (40,000 digits: 32 s of CPU; a 1 MB token: hours, outside every cgroup). In a
+    child process, since the regex engine holds the GIL: 1 MB takes a fraction of a second
+    now, so a minute is a bound only a regression reaches."""
+    code = ("from executors.compare import compare_float\n"
+            "assert not compare_float('1' * 1_000_000 + 'x', '5')\n"
+            "assert not compare_float('1' * 1_000_000, '5') and compare_float('1' * 10**6, '1' * 10**6)\n")
+    root = Path(__file__).parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(root)})
