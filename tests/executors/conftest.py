@@ -34,12 +34,10 @@ def solo():
     r.close()
 
 
-def sandbox_uids() -> set[int]:
-    uids = set()
-    for p in pwd.getpwall():
-        if p.pw_name.startswith("rlce-sbx-"):
-            uids.add(p.pw_uid)
-    return uids
+def sandbox_uids(runner: Runner) -> set[int]:
+    """The uids of ``runner``'s own sandboxes (not those of other executors on the machine)."""
+    return {pwd.getpwnam(f"{box.cfg.user_prefix}-{box.slot}").pw_uid
+            for box in runner._sandboxes}
 
 
 def processes_of(uids: set[int]) -> list[tuple[int, str]]:

@@ -15,6 +15,7 @@ from tests.executors.conftest import asserts_job, io_job, processes_of, run, san
 pytestmark = pytest.mark.slow  # about 50 hostile programs, each in its own sandbox
 
 MARK = "/tmp/rlce-hostile-marker"
+UNIX_NAME = f"rlce-hostile-test-{os.getpid()}"  # per session: concurrent sessions do not collide
 NOT_PASSED = {"failed", "runtime_error", "timeout", "memory_limit", "output_limit"}
 ADD_OK = "def add(a, b):\n    return a + b\n"
 
@@ -98,7 +99,7 @@ CASES = {
         "print('LEAK' if leak else 'ok')\n"), {"passed"}),
     "abstract_unix_socket": (py_io(
         "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n"
-        "    s.connect('\\0rlce-hostile-test'); print('LEAK')\nexcept OSError:\n    print('ok')\n"),
+        f"    s.connect('\\0{UNIX_NAME}'); print('LEAK')\nexcept OSError:\n    print('ok')\n"),
         {"passed"}),
     "ptrace_parent": (py_io(
         "import ctypes, os\nr = ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0)\n"
@@ -148,7 +149,7 @@ def host_listeners():
     tcp.bind(("127.0.0.1", 0))
     tcp.listen()
     unix = socket.socket(socket.AF_UNIX)
-    unix.bind("\0rlce-hostile-test")
+    unix.bind("\0" + UNIX_NAME)
     unix.listen()
     yield tcp.getsockname()[1]
     tcp.close()
@@ -160,7 +161,7 @@ def test_hostile(runner, host_listeners, name):
     job, allowed = CASES[name]
     job = dict(job, id=f"hostile-{name}")
     job["source"] = job["source"].replace("HOSTPORT", str(host_listeners))
-    uids = sandbox_uids()
+    uids = sandbox_uids(runner)
     v = run(runner, job)
     assert v["status"] in allowed, (name, v)
     if v["status"] == "passed":
