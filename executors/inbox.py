@@ -11,8 +11,9 @@ library only and imports nothing from the package. Three kinds of process live i
   candidate over a socket. Only the judge writes test results, on a pipe the candidate never holds.
 
 The judge rebuilds only standard types from what the candidate sends (None, bool, int, float,
-complex, str, bytes, list, tuple, dict, set, frozenset, Fraction, iterators over such values,
-standard modules by name); any other object of the candidate stays in its process and reaches
+complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, deque, Fraction,
+Decimal, datetime dates, times and timedeltas, iterators over such values, standard modules by
+name); any other object of the candidate stays in its process and reaches
 the tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
 ``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
 writing raw frames inside the candidate process cannot produce a pass. The tests run against
@@ -146,7 +147,8 @@ def encode(v, ref=None, depth=0):
     ``IntEnum``, ...) travel as their base type, read through the base type's own methods
     (``dict.items(v)``, ``tuple.__iter__(v)``, ``int.__int__(v)``), so no method a subclass
     overrides is used. Iterators of C types (generators, ``map``, ``zip``) are drained and
-    travel as ``iter``; ``Fraction`` as its two integers; a standard-library module by name.
+    travel as ``iter``; ``Fraction`` as its two integers; ``range``, ``deque``, ``bytearray``
+    and ``datetime`` values as their fields; a standard-library module by name.
     Anything else goes to ``ref`` (which returns a tagged reference or raises TypeError)."""
     if depth > MAX_DEPTH:
         raise TypeError("value nested too deeply")
