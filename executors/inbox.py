@@ -11,8 +11,9 @@ library only and imports nothing from the package. Three kinds of process live i
   candidate over a socket. Only the judge writes test results, on a pipe the candidate never holds.
 
 The judge rebuilds only standard types from what the candidate sends (None, bool, int, float,
-complex, str, bytes, list, tuple, dict, set, frozenset, Fraction, iterators over such values,
-standard modules by name); any other object of the candidate stays in its process and reaches
+complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, deque, Fraction,
+Decimal, datetime dates, times and timedeltas, iterators over such values, standard modules by
+name); any other object of the candidate stays in its process and reaches
 the tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
 ``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
 writing raw frames inside the candidate process cannot produce a pass. The tests run against
@@ -25,6 +26,7 @@ import builtins
 import ctypes
 import dis
 import importlib
+import itertools
 import json
 import os
 import resource
@@ -146,7 +148,8 @@ def encode(v, ref=None, depth=0):
     ``IntEnum``, ...) travel as their base type, read through the base type's own methods
     (``dict.items(v)``, ``tuple.__iter__(v)``, ``int.__int__(v)``), so no method a subclass
     overrides is used. Iterators of C types (generators, ``map``, ``zip``) are drained and
-    travel as ``iter``; ``Fraction`` as its two integers; a standard-library module by name.
+    travel as ``iter``; ``Fraction`` as its two integers; ``range``, ``deque``, ``bytearray``
+    and ``datetime`` values as their fields; a standard-library module by name.
     Anything else goes to ``ref`` (which returns a tagged reference or raises TypeError)."""
     if depth > MAX_DEPTH:
         raise TypeError("value nested too deeply")
@@ -174,6 +177,9 @@ def _encode_scalar(v):
         return {"complex": [repr(complex.real.__get__(v)), repr(complex.imag.__get__(v))]}
     if isinstance(v, bytes):
         return {"bytes": base64.b64encode(bytes.__getitem__(v, slice(None))).decode()}
+    if isinstance(v, bytearray):
+        return {"bytearray": base64.b64encode(bytes(bytearray.__getitem__(v, slice(None))))
+                .decode()}
     return None
 
 
@@ -203,11 +209,46 @@ def _encode_other(v, ref, depth):
         return {"fraction": [encode(v.numerator, None, depth), encode(v.denominator, None, depth)]}
     if t is _loaded("decimal", "Decimal"):
         return {"decimal": str(v)}
+    if t is range:
+        return {"range": [encode(n, None, depth) for n in (v.start, v.stop, v.step)]}
+    deque = _loaded("collections", "deque")
+    if deque is not None and isinstance(v, deque):
+        return {"deque": [[encode(x, ref, depth) for x in deque.__iter__(v)],
+                          deque.maxlen.__get__(v)]}
+    moment = _encode_datetime(v)
+    if moment is not None:
+        return moment
     if t is type(sys) and _stdlib_module(v.__name__):
         return {"module": v.__name__}
     if ref is None:
         raise TypeError(f"not plain data: {t.__name__}")
     return ref(v)
+
+
+# datetime types, subclass before base, with the fields that rebuild them
+DATETIME_FIELDS = (
+    ("datetime", ("year", "month", "day", "hour", "minute", "second", "microsecond", "fold")),
+    ("date", ("year", "month", "day")),
+    ("time", ("hour", "minute", "second", "microsecond", "fold")),
+    ("timedelta", ("days", "seconds", "microseconds")),
+)
+
+
+def _encode_datetime(v):
+    """A ``datetime`` date, datetime, time or timedelta (of any subclass) as its kind, fields
+    and fixed UTC offset, read through the base type's own descriptors; None if ``v`` is
+    none of those or has a time zone other than a fixed ``timezone``."""
+    mod = sys.modules.get("datetime")
+    for kind, fields in DATETIME_FIELDS if mod is not None else ():
+        base = getattr(mod, kind)
+        if isinstance(v, base):
+            tz = base.tzinfo.__get__(v) if hasattr(base, "tzinfo") else None
+            if tz is not None and type(tz) is not mod.timezone:
+                return None
+            offset = tz and mod.timezone.utcoffset(tz, None)
+            zone = tz and [offset.days, offset.seconds, offset.microseconds, tz.tzname(None)]
+            return {"datetime": [kind, [getattr(base, f).__get__(v) for f in fields], zone]}
+    return None
 
 
 def _loaded(module, name):
@@ -228,12 +269,14 @@ def _stdlib_module(name):
 
 
 MAX_INT_DIGITS = 100_000  # a returned integer longer than this is not judged (host CPU)
+MAX_RANGE_ITEMS = 1 << 20  # a returned range longer than this is not judged (host memory)
 _CHUNK = 4000  # below CPython's 4300-digit limit on str -> int, which the host keeps
 
 
-def big_int(text: str) -> int:
-    """``int(text)`` for integers of any length up to MAX_INT_DIGITS, without lifting the
-    interpreter's str -> int limit for the whole host process; longer ones raise ValueError."""
+def big_int(text: str, max_digits=MAX_INT_DIGITS) -> int:
+    """``int(text)`` for integers of any length up to ``max_digits`` (None: any), without
+    lifting the interpreter's str -> int limit for the whole host process; longer ones raise
+    ValueError."""
     if type(text) is not str:
         raise ValueError("malformed integer")
     digits = text[1:] if text[:1] in "+-" else text
@@ -241,9 +284,8 @@ def big_int(text: str) -> int:
         return int(text)
     if not digits.isdigit():
         raise ValueError("malformed integer")
-    if len(digits) > MAX_INT_DIGITS:
-        raise ValueError(f"integer with {len(digits)} digits (at most {MAX_INT_DIGITS} are "
-                         "judged)")
+    if max_digits is not None and len(digits) > max_digits:
+        raise ValueError(f"integer with {len(digits)} digits (at most {max_digits} are judged)")
     value = 0
     for i in range(0, len(digits), _CHUNK):
         part = digits[i: i + _CHUNK]
@@ -256,12 +298,16 @@ class Decoder:
     of the sender's can run here. Malformed input raises ValueError or TypeError.
 
     ``ref`` turns a reference id into an object (the judge's handles, the candidate's own
-    objects); without it a reference is malformed. ``live`` rebuilds iterators and modules;
-    otherwise (on the host) an iterator is the list of its items and a module is malformed."""
+    objects); without it a reference is malformed. ``live`` (inside the sandbox) rebuilds
+    iterators, modules and the standard types below; otherwise (on the host) an iterator, a
+    ``range`` or a ``deque`` is the list of its items, and a module or a date is malformed.
+    Only the host caps integers at MAX_INT_DIGITS (its own CPU): inside the sandbox the job's
+    time and memory limits bound them, so ``math.factorial(30000)`` is judged."""
 
     def __init__(self, ref=None, live=False):
         self.ref = ref
         self.live = live
+        self.max_digits = None if live else MAX_INT_DIGITS
 
     def __call__(self, v, depth=0):
         if depth > MAX_DEPTH:
@@ -289,7 +335,7 @@ class Decoder:
         return [self(i, depth) for i in x]
 
     def tag_int(self, x, depth):
-        return big_int(x)
+        return big_int(x, self.max_digits)
 
     def tag_float(self, x, depth):
         if type(x) is not str:
@@ -352,6 +398,47 @@ class Decoder:
         if not all(type(p) is tuple and len(p) == 2 for p in pairs):
             raise ValueError("malformed dict items")
         return dict(pairs).items() if self.live else pairs
+
+    def tag_bytearray(self, x, depth):
+        data = self.tag_bytes(x, depth)
+        return bytearray(data) if self.live else data
+
+    def tag_range(self, x, depth):
+        bounds = self.items(x, depth)
+        if len(bounds) != 3 or not all(type(n) is int for n in bounds) or bounds[2] == 0:
+            raise ValueError("malformed range")
+        if self.live:
+            return range(*bounds)
+        if len(range(*bounds)) > MAX_RANGE_ITEMS:  # its list would be built here, on the host
+            raise ValueError(f"a range of {len(range(*bounds))} items (at most "
+                             f"{MAX_RANGE_ITEMS} are judged)")
+        return list(range(*bounds))
+
+    def tag_deque(self, x, depth):
+        if type(x) is not list or len(x) != 2 or not (x[1] is None or type(x[1]) is int):
+            raise ValueError("malformed deque")
+        items = self.items(x[0], depth)
+        if not self.live:
+            return items
+        import collections  # here, not at the top: most jobs never need it in the template
+
+        return collections.deque(items, x[1])
+
+    def tag_datetime(self, x, depth):
+        """A date, datetime, time or timedelta rebuilt from its fields (never on the host)."""
+        if not self.live or type(x) is not list or len(x) != 3:
+            raise ValueError("malformed datetime value")
+        kind, values, zone = x
+        fields = dict(DATETIME_FIELDS).get(kind)
+        if fields is None or type(values) is not list or len(values) != len(fields) or not all(
+                type(n) is int for n in values):
+            raise ValueError("malformed datetime value")
+        import datetime  # here, not at the top: most jobs never need it in the template
+
+        kwargs = dict(zip(fields, values))
+        if zone is not None:
+            kwargs["tzinfo"] = datetime.timezone(datetime.timedelta(*zone[:3]), zone[3])
+        return getattr(datetime, kind)(**kwargs)
 
     def tag_module(self, x, depth):
         if not self.live or not _stdlib_module(x):
@@ -602,15 +689,17 @@ def run_main(src):
     """Run the candidate as a script (stdin/stdout problems); exit code = the script's."""
     code = 0
     g = {"__name__": "__main__", "__builtins__": __builtins__}
+    program = None  # set once the program's own text compiled
     try:
-        exec(compile(src, "solution.py", "exec"), g)
+        program = compile(src, "solution.py", "exec")
+        exec(program, g)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int) and e.code is not None:
             print(e.code, file=sys.stderr)
-    except SyntaxError:
+    except SyntaxError:  # a compile error only if the program's own text did not compile
         traceback.print_exc()
-        code = 121
+        code = 121 if program is None else 1
     except MemoryError:
         code = 122
     except BaseException:
@@ -635,13 +724,13 @@ def serve_rpc(src, fd):
         data = json.dumps(obj).encode()
         sock.sendall(struct.pack(">I", len(data)) + data)
 
+    program = None  # set once the program's own text compiled
     try:
-        exec(compile(src, "solution.py", "exec"), g)
-    except SyntaxError as e:
-        send({"load": "syntax", "msg": f"{type(e).__name__}: {e}"})
-        os._exit(0)
-    except BaseException as e:
-        send({"load": "error", "msg": f"{type(e).__name__}: {e}"})
+        program = compile(src, "solution.py", "exec")
+        exec(program, g)
+    except BaseException as e:  # a SyntaxError the program raises running is a runtime error
+        syntax = program is None and isinstance(e, SyntaxError)
+        send({"load": "syntax" if syntax else "error", "msg": f"{type(e).__name__}: {e}"})
         os._exit(0)
     send({"load": "ok", "names": [k for k in list(g) if type(k) is str and k[:2] != "__"]})
     objects = Objects(g)
@@ -814,7 +903,7 @@ class Judge:
             reply = self.recv()
             if type(reply) is dict and reply.keys() == {"ok"}:
                 return self.decode(reply["ok"])
-            cls, msg = exception_of(reply)
+            exc = exception_of(reply)
         except CandidateGone as e:
             self.broken, self.gone = str(e), True
             raise
@@ -824,7 +913,7 @@ class Judge:
         except BaseException as e:
             self.broken = f"the program sent a malformed reply ({type(e).__name__}: {e})"[:500]
             raise CandidateGone(self.broken) from None
-        raise cls(msg)
+        raise exc
 
     def failure(self):
         """The result of a test during which the channel broke: a crash if the program went
@@ -852,14 +941,26 @@ class Judge:
 
 
 def exception_of(reply):
-    """The (built-in) exception class and message of an exception reply; ValueError if the
-    reply is not one."""
+    """The (built-in) exception of an exception reply, to raise in the judge; ValueError if
+    the reply is not one."""
     if type(reply) is not dict or reply.keys() != {"exc", "msg"}:
         raise ValueError("not a reply")
     name, msg = reply["exc"], reply["msg"]
     if type(name) is not str or type(msg) is not str:
         raise ValueError("not an exception reply")
-    return BUILTIN_EXC.get(name, RuntimeError), f"{name}: {msg}"[:600]
+    return exception(BUILTIN_EXC.get(name, RuntimeError), f"{name}: {msg}"[:600])
+
+
+def exception(cls, msg):
+    """An instance of ``cls`` carrying ``msg``, whatever its constructor takes: classes such as
+    ``UnicodeDecodeError`` need five arguments, so they are built without calling it, with
+    ``args`` set (their ``str()`` is then empty, never an error)."""
+    try:
+        return cls(msg)
+    except TypeError:
+        exc = cls.__new__(cls)
+        exc.args = (msg,)
+        return exc
 
 
 # The program's exception is raised in the judge as the built-in class of that name, except
@@ -876,39 +977,82 @@ CALL_CHECK = compile("check(__entry__)", "check.py", "exec")
 
 
 GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+ATTR_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+
+
+def nested_names(code, pick):
+    """``pick(code)`` for a code object and every one nested in it (functions,
+    comprehensions, classes), united."""
+    names = pick(code)
+    for const in code.co_consts:
+        if type(const) is type(code):
+            names |= nested_names(const, pick)
+    return names
+
+
+def read_names(code):
+    """The global names ``code`` itself reads, by disassembly (attribute names such as
+    ``x.data`` are not among them)."""
+    return {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
+
+
+def attribute_bases(code):
+    """The global names ``code`` itself reads an attribute of (``math`` of ``math.isclose``)."""
+    ins = list(dis.get_instructions(code))
+    return {a.argval for a, b in itertools.pairwise(ins)
+            if a.opname in GLOBAL_LOADS and b.opname in ATTR_LOADS}
 
 
 def code_names(code, exact):
-    """The names a code object, or one nested in it (functions, comprehensions, classes),
-    uses. ``exact``: only the global names it reads (attribute names such as ``x.data`` are
-    not fetched from the program), by disassembly; otherwise every name, a cheap superset."""
-    if exact:
-        names = {i.argval for i in dis.get_instructions(code) if i.opname in GLOBAL_LOADS}
-    else:
-        names = set(code.co_names)
-    for const in code.co_consts:
-        if type(const) is type(code):
-            names |= code_names(const, exact)
-    return names
+    """The names a code object, or one nested in it, uses. ``exact``: only the global names
+    it reads; otherwise every name, a cheap superset."""
+    return nested_names(code, read_names if exact else (lambda c: set(c.co_names)))
+
+
+def names_in(codes, pick):
+    return set().union(*(nested_names(code, pick) for code in codes if type(code) is not str))
 
 
 def test_namespace(judge, defined, codes):
     """Globals for the test code: the real builtins, and of the program's names only those the
     tests use that are not builtins (a program's ``range`` or ``len`` never reaches a test).
-    A name of a standard-library module (``math`` of ``import math``) is the judge's own
-    import of it, never the program's value, which could be a fake ``math`` whose
-    ``isclose`` always holds. Other values are fetched now, only for the names the tests use:
-    a table the tests never read stays in the program's process."""
+    A standard-library module name whose attribute the tests read (``math`` of
+    ``math.isclose``) is the judge's own import of it, never the program's value, which could
+    be a fake ``math`` whose ``isclose`` always holds; read otherwise (``secrets(1)``,
+    ``total(array)``) it is the program's value. Values are fetched now, only for the names
+    the tests use: a table the tests never read stays in the program's process."""
     wanted = set()
     for code in codes:
         wanted |= code_names(code, exact=False)
     wanted = (wanted & defined) - BUILTIN_NAMES
     if wanted:  # most tests share no name with the program: no disassembly for them
-        wanted &= set().union(*(code_names(code, exact=True) for code in codes))
+        wanted &= names_in(codes, read_names)
+    modules = {n for n in wanted if _stdlib_module(n)}
+    if modules:
+        modules &= names_in(codes, attribute_bases)
     ns = {"__name__": "__judge__", "__builtins__": builtins}
     for name in sorted(wanted):
-        ns[name] = importlib.import_module(name) if _stdlib_module(name) else judge.fetch(name)
+        ns[name] = importlib.import_module(name) if name in modules else judge.fetch(name)
     return ns
+
+
+def clashes(spec, codes, defined):
+    """The built-in names ``codes`` of an ``asserts`` test read that the program also
+    defines, other than the entry point: the tests get the builtin, so a test reading one
+    might never call the program's function of that name (``def max(xs): return 0`` passing
+    ``max([1, 5]) == 5``); such a test is an error, not a silent pass. ``check`` tests reach
+    the program through their argument only."""
+    if spec["format"] != "asserts":
+        return []
+    shared = (defined & BUILTIN_NAMES) - {spec.get("entry_point")}
+    return sorted(shared & names_in(codes, read_names)) if shared else []
+
+
+def clash_error(names):
+    name = names[0]
+    return NameError(f"the tests read {name!r}, which the program defines and which is also a "
+                     f"built-in name; the tests get the builtin, so set tests.entry_point to "
+                     f"{name!r} if the program's {name!r} is the function under test")
 
 
 def judge_main(req, sock, res_fd):
@@ -954,19 +1098,24 @@ def judge_calls(judge, spec, defined, emit):
 
 def judge_tests(judge, spec, defined, emit):
     """``check`` and ``asserts`` formats: run the test code against a namespace that holds the
-    real builtins and the program's names the tests use."""
+    real builtins and the program's names the tests use. The entry point is the program's
+    function: ``check``'s argument, or in ``asserts`` the name the tests call (even a
+    built-in name such as ``max``)."""
     tests = test_code(spec)
+    entry = spec.get("entry_point")
     try:
         setup = [compile(spec["setup"], "setup.py", "exec")] if spec.get("setup") else []
         codes = setup + [c for steps in tests for c in steps if type(c) is not str]
         ns = test_namespace(judge, defined, codes)
-        entry = spec.get("entry_point")
         if entry is not None:
-            ns["__entry__"] = judge.fetch(entry) if entry in defined else None
-            if type(ns["__entry__"]) is not Ref:
+            fn = judge.fetch(entry) if entry in defined else None
+            if type(fn) is not Ref:
                 emit({"i": 0, "status": "error", "time": 0.0,
                       "msg": f"the program defines no function {entry!r}"})
                 return
+            ns["__entry__" if spec["format"] == "check" else entry] = fn
+        if clashes(spec, setup, defined):
+            raise clash_error(clashes(spec, setup, defined))
         for code in setup:
             exec(code, ns)
     except CandidateGone:
@@ -976,7 +1125,7 @@ def judge_tests(judge, spec, defined, emit):
         emit({"setup_error": f"{type(e).__name__}: {e}"[:500]})
         return
     for i, steps in enumerate(tests):
-        emit(dict(run_test(judge, steps, ns), i=i))
+        emit(dict(run_test(judge, steps, ns, clashes(spec, steps, defined)), i=i))
         if judge.broken:
             break
 
@@ -996,12 +1145,15 @@ def compiled(src, filename):
         return f"SyntaxError: {e}"
 
 
-def run_test(judge, steps, ns):
+def run_test(judge, steps, ns, clashes=()):
     """One test -> its result. A test is ``passed`` only if its code ran to the end and every
     reply from the program was a well-formed reply: a broken channel fails it even where the
-    test code caught the exception."""
+    test code caught the exception. A test reading ``clashes`` (built-in names the program
+    also defines) is an error before it runs."""
     t0 = time.perf_counter()
     try:
+        if clashes:
+            raise clash_error(clashes)
         for code in steps:
             if type(code) is str:
                 raise SyntaxError(code)

@@ -138,6 +138,11 @@ def _str_list(v: Any, where: str) -> list[str]:
     return v
 
 
+def _check_entry(entry: Any, w: str) -> None:
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise InvalidJob(f"{w}: entry_point {_show(entry)} is not an identifier")
+
+
 def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str, Any]:
     if not isinstance(tests, dict):
         raise InvalidJob(f"field 'tests' must be an object, got {type(tests).__name__}")
@@ -154,10 +159,10 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
     w = f"tests ({fmt})"
     if fmt == "check":
         _need(tests, "code", str, w)
-        entry = _need(tests, "entry_point", str, w)
-        if not entry.isidentifier():
-            raise InvalidJob(f"{w}: entry_point {_show(entry)} is not an identifier")
+        _check_entry(_need(tests, "entry_point", str, w), w)
     elif fmt == "asserts":
+        if "entry_point" in tests:  # the program's function the asserts call, builtin name or not
+            _check_entry(tests["entry_point"], w)
         asserts = _str_list(_need(tests, "asserts", list, w), f"{w}: asserts")
         if not asserts:
             raise InvalidJob(f"{w}: asserts is empty; a job needs at least one test")
