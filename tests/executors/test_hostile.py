@@ -224,4 +224,5 @@ def test_huge_integers_are_judged_or_refused_never_an_executor_error(runner):
     assert call(fact, math.factorial(2000))["status"] == "passed"  # 5,736 digits
     assert call("def f(n):\n    return 10**5000\n", 1)["status"] == "failed"
     v = call("def f(n):\n    return 10**200000\n", 1)
-    assert v["status"] == "runtime_error" and "at most 100000 are judged" in v["message"], v
+    # the sandbox returns it; the host refuses to decode it, and a wrong answer is what it is
+    assert v["status"] == "failed" and "at most 100000 are judged" in v["message"], v
