@@ -1191,7 +1191,6 @@ def to_dev_null(fds):
 
 
 WALL_CAP_FACTOR = 3  # a run that starves itself ends at this many times its time limit
-CLOCK_TICK_S = 0.05  # how often a waiting zygote re-reads the run's CPU wait
 
 
 class RunClock:
@@ -1201,25 +1200,28 @@ class RunClock:
     gets the CPU time its limit means, instead of timing out because others ran. A run cannot
     buy time this way: waiting for a CPU is the only thing that extends it, its processes are
     bounded by ``RLIMIT_CPU`` and the slot's cgroup, and one that starves itself (its own
-    spinners) still ends at ``WALL_CAP_FACTOR`` times its limit."""
+    spinners) still ends at ``WALL_CAP_FACTOR`` times its limit.
 
-    def __init__(self, limit, t0):
+    The watched processes are fresh forks, whose run delay starts at zero; it is read only once
+    the deadline known so far is reached (it only ever moves later), so a run that ends within
+    its limit costs no read at all."""
+
+    def __init__(self, limit, t0, pids):
         self.limit = limit
         self.t0 = t0
-        self.base = {}  # pid -> run delay when it was first watched (seconds)
-        self.waited = {}  # pid -> run delay since then
-
-    def watch(self, pid):
-        self.base[pid] = run_delay(pid) or 0.0
-        self.waited[pid] = 0.0
+        self.waited = dict.fromkeys(pids, 0.0)  # pid -> seconds it waited for a CPU
+        self.grace = 0.0
 
     def deadline(self):
-        for pid, base in self.base.items():
-            d = run_delay(pid)
-            if d is not None:  # a process that is gone keeps its last figure
-                self.waited[pid] = max(0.0, d - base)
-        grace = min(sum(self.waited.values()), (WALL_CAP_FACTOR - 1) * self.limit)
-        return self.t0 + self.limit + grace
+        due = self.t0 + self.limit + self.grace
+        if time.monotonic() >= due:
+            for pid in self.waited:
+                d = run_delay(pid)
+                if d is not None:  # a process that is gone keeps its last figure
+                    self.waited[pid] = d
+            self.grace = min(sum(self.waited.values()), (WALL_CAP_FACTOR - 1) * self.limit)
+            due = self.t0 + self.limit + self.grace
+        return due
 
     def expired(self):
         return time.monotonic() >= self.deadline()
@@ -1295,8 +1297,8 @@ class Zygote:
     def wait_run(self, pid, clock):
         """Wait for the run's process ``pid`` until ``clock`` says its time is up; its wait
         status, or None if it is still running."""
-        while True:
-            st = self.wait(pid, min(clock.deadline(), time.monotonic() + CLOCK_TICK_S))
+        while True:  # the deadline only moves later: wait for it, then ask again
+            st = self.wait(pid, clock.deadline())
             if st is not None or clock.expired():
                 return st
 
@@ -1318,8 +1320,7 @@ class Zygote:
         t0 = time.monotonic()
         cmd = {"mode": mode, "cwd": WORKDIR, "limits": lim, "argv": argv, "env": job["env"]}
         pid = self.spawn(cmd, [fin, fout, ferr, fsrc])
-        clock = RunClock(lim["timeout_s"], t0)
-        clock.watch(pid)
+        clock = RunClock(lim["timeout_s"], t0, [pid])
         st = self.wait_run(pid, clock)
         wall = time.monotonic() - t0
         finished = st is not None
@@ -1366,9 +1367,7 @@ class Zygote:
                 os._exit(0)
         a.close()
         os.close(res_w)
-        clock = RunClock(lim["timeout_s"], t0)
-        clock.watch(cpid)
-        clock.watch(jpid)
+        clock = RunClock(lim["timeout_s"], t0, [cpid, jpid])
         buf, over = read_results(res_r, clock, results_cap(job))
         os.close(res_r)
         judge_st = self.wait(jpid, min(clock.deadline(), time.monotonic() + 0.05))
@@ -1499,8 +1498,8 @@ def read_results(fd, clock, cap):
         left = clock.deadline() - time.monotonic()
         if left <= 0:
             break
-        if not select.select([fd], [], [], min(left, CLOCK_TICK_S))[0]:
-            continue
+        if not select.select([fd], [], [], left)[0]:
+            continue  # the deadline may have moved: ask the clock again
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             break
