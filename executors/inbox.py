@@ -1422,12 +1422,13 @@ class Zygote:
         files = {name: base64.b64decode(b64) for name, b64 in job.get("files", {}).items()}
         src = job["source"].encode() if job["mode"] == "main" else b""
         cases = []
-        for stdin_text in job["inputs"]:
+        for i, stdin_text in enumerate(job["inputs"]):
+            # the first case follows the previous job's clean, and the last one's is the job's
+            if i and not self.clean():
+                return {"ok": False, "error": "could not end the run's processes"}
             self.put_files(files)
             r = self.run_io_case(job, stdin_text.encode(), src, job["argv"], job["mode"])
             cases.append(r)
-            if not self.clean():
-                return {"ok": False, "error": "could not end the run's processes"}
             if job.get("stop_on_failure") and not (r["finished"] and r["exit"] == ["exit", 0]):
                 break
         return {"ok": True, "cases": cases}
