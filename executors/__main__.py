@@ -8,9 +8,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from .inbox import big_int
 from .runner import Runner
 from .sandbox import IsolationError, Sandbox, claim_slots, release_slots
+from .sandboxed.codec import big_int
 from .schema import invalid
 
 

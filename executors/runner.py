@@ -22,7 +22,6 @@ from typing import Any
 
 from . import languages as L
 from .compare import compare_output, plain_equal
-from .inbox import WALL_CAP_FACTOR, decode
 from .sandbox import (
     IsolationError,
     Sandbox,
@@ -31,6 +30,8 @@ from .sandbox import (
     claim_slots,
     release_slots,
 )
+from .sandboxed.codec import decode
+from .sandboxed.zygote import WALL_CAP_FACTOR
 from .schema import InvalidJob, Job, TestResult, Verdict, invalid, job_id_of, parse_job
 
 TAIL = 2048  # bytes of stdout/stderr kept in a verdict
@@ -367,7 +368,7 @@ def duplicate_id(job_id: str) -> Verdict:
 def wall_budget(timeout_s: float, runs: int = 1) -> float:
     """How long the host waits for a reply covering ``runs`` runs of ``timeout_s`` each: a
     run's limit stretches by the time it waited for a CPU, up to WALL_CAP_FACTOR times (see
-    inbox.RunClock), plus room for the sandbox's own work."""
+    sandboxed.zygote.RunClock), plus room for the sandbox's own work."""
     return (timeout_s * WALL_CAP_FACTOR + 0.05) * runs + 10
 
 

@@ -1,6 +1,7 @@
 """Host side of one warm firejail sandbox: start it, talk to its fork server, check it, end it.
 
-A :class:`Sandbox` is one long-lived ``firejail`` process running ``inbox.py`` (the zygote).
+A :class:`Sandbox` is one long-lived ``firejail`` process running the
+``executors/sandboxed`` package (the zygote).
 When the executor runs as root, each worker slot gets its own unprivileged system user
 (``rlce-sbx-<slot>``), so sandboxes of different slots cannot signal each other and the
 per-user process limit is per slot; otherwise every sandbox runs as the calling user.
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .cgroups import CgroupUnavailable, Layout, SlotCgroup, SlotLimits, detect
-from .inbox import frame, reply_cap
+from .sandboxed import bundle
+from .sandboxed.wire import frame, reply_cap
 
-INBOX = (Path(__file__).parent / "inbox.py").read_bytes()
+PROGRAM = bundle()  # the sandbox's modules, sent on its stdin (see executors/sandboxed)
 BOOT = (
-    "import os\n"
+    "import json,os,sys\n"
     "def r(n):\n"
     " b=b''\n"
     " while len(b)<n:\n"
@@ -39,8 +41,16 @@ BOOT = (
     "  if not c: raise SystemExit(2)\n"
     "  b+=c\n"
     " return b\n"
-    "src=r(int.from_bytes(r(4),'big'))\n"
-    "exec(compile(src,'inbox.py','exec'),{'__name__':'__main__'})\n"
+    "pkg=type(sys)('sandboxed')\n"
+    "pkg.__path__=[]\n"
+    "sys.modules['sandboxed']=pkg\n"
+    "for name,src in json.loads(r(int.from_bytes(r(4),'big'))).items():\n"
+    " m=type(sys)('sandboxed.'+name)\n"
+    " m.__package__='sandboxed'\n"
+    " sys.modules[m.__name__]=m\n"
+    " setattr(pkg,name,m)\n"
+    " exec(compile(src,f'sandboxed/{name}.py','exec'),m.__dict__)\n"
+    "pkg.zygote.main()\n"
 )
 # environment variables firejail itself puts into a sandbox; anything else is a leak
 FIREJAIL_ENV = {"container", "FIREJAIL_QUIET", "QT_X11_NO_MITSHM", "QML_DISABLE_DISK_CACHE",
@@ -334,7 +344,7 @@ class Sandbox:
             cwd="/",
             start_new_session=True,
         )
-        self.proc.stdin.write(struct.pack(">I", len(INBOX)) + INBOX)
+        self.proc.stdin.write(struct.pack(">I", len(PROGRAM)) + PROGRAM)
         self.proc.stdin.flush()
         self.runs = 0
         reply = self.request({"op": "ping"}, self.cfg.start_timeout_s)

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from executors import inbox
 from executors.sandbox import Sandbox, SandboxError
+from executors.sandboxed import wire
 from tests.executors.conftest import asserts_job, io_job, run
 
 ADD_OK = "def add(a, b):\n    return a + b\n"
@@ -114,8 +114,8 @@ def test_write_frame_never_copies_what_is_left(monkeypatch):
         seen.append(data)
         return min(len(data), 1 << 16)
 
-    monkeypatch.setattr(inbox.os, "write", short_write)
-    inbox.write_frame(99, {"x": "y" * (1 << 20)})
+    monkeypatch.setattr(wire.os, "write", short_write)
+    wire.write_frame(99, {"x": "y" * (1 << 20)})
     assert len(seen) > 10
     assert all(isinstance(d, memoryview) and d.obj is seen[0].obj for d in seen)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from executors.compare import compare_exact, compare_float, compare_whitespace, plain_equal
-from executors.inbox import decode, encode
+from executors.sandboxed.codec import decode, encode
 from executors.schema import InvalidJob, parse_job
 
 

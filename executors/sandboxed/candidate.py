@@ -1,0 +1,213 @@
+"""The pristine template and the candidate processes it forks.
+
+The template is forked once from the zygote, before any job data is seen, and only ever reads
+file descriptors and small commands; each candidate is a fresh fork of it with the job's
+limits, that either ``execve``s a compiled program, runs a Python program as a script
+(``run_main``) or serves the judge's requests on a socket (``serve_rpc``, ``Objects``): its
+objects stay here and reach the judge as plain data or as references.
+"""
+
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import traceback
+
+from .codec import Decoder, encode
+from .wire import read_exact
+
+
+def apply_limits(lim):
+    cpu = max(1, int(lim["cpu_s"] + 0.999))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    if lim.get("as_bytes"):
+        resource.setrlimit(resource.RLIMIT_AS, (lim["as_bytes"], lim["as_bytes"]))
+    resource.setrlimit(resource.RLIMIT_NPROC, (lim["nproc"], lim["nproc"]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lim["nofile"], lim["nofile"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (lim["fsize_bytes"], lim["fsize_bytes"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def template_loop(sock):
+    """Pristine fork server: never reads job data, only file descriptors and small commands.
+
+    Each candidate is double-forked so that it is re-parented to the zygote (a child
+    subreaper), which can then wait for it and read its exit status.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # middle processes reap themselves
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        cmd = json.loads(msg)
+        r, w = os.pipe()
+        mid = os.fork()
+        if mid == 0:
+            os.close(r)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # keep the candidate's zombie for us
+            pid = os.fork()
+            if pid == 0:
+                os.close(w)
+                candidate_start(cmd, fds, sock)
+            os.write(w, struct.pack(">i", pid))
+            os._exit(0)
+        os.close(w)
+        for fd in fds:
+            os.close(fd)
+        sock.send(read_exact(r, 4))  # the zygote waits until the candidate is re-parented
+        os.close(r)
+
+
+def candidate_start(cmd, fds, tsock):
+    """In a fresh fork of the template: set up fds, limits and run the candidate."""
+    try:
+        tsock.close()
+        stdin_fd, stdout_fd, stderr_fd, src_fd = fds[:4]
+        rpc_fd = fds[4] if len(fds) > 4 else None
+        os.dup2(stdin_fd, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        keep = sorted({src_fd} | ({rpc_fd} if rpc_fd is not None else set()))
+        lo = 3
+        for fd in keep:
+            os.closerange(lo, fd)
+            lo = fd + 1
+        os.closerange(lo, 65536)
+        os.setsid()
+        os.chdir(cmd["cwd"])
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # python ignores it; the limit must kill
+        apply_limits(cmd["limits"])
+        if cmd["mode"] == "exec":
+            os.close(src_fd)
+            argv = cmd["argv"]
+            os.execve(argv[0], argv, cmd["env"])
+        src = b""
+        while True:
+            b = os.read(src_fd, 1 << 20)
+            if not b:
+                break
+            src += b
+        os.close(src_fd)
+        if cmd["mode"] == "main":
+            run_main(src)
+        else:
+            serve_rpc(src, rpc_fd)
+    except BaseException:
+        try:
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(120)
+
+
+def run_main(src):
+    """Run the candidate as a script (stdin/stdout problems); exit code = the script's."""
+    code = 0
+    g = {"__name__": "__main__", "__builtins__": __builtins__}
+    program = None  # set once the program's own text compiled
+    try:
+        program = compile(src, "solution.py", "exec")
+        exec(program, g)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=sys.stderr)
+    except SyntaxError:  # a compile error only if the program's own text did not compile
+        traceback.print_exc()
+        code = 121 if program is None else 1
+    except MemoryError:
+        code = 122
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(code)
+
+
+def serve_rpc(src, fd):
+    """Candidate side of the judge protocol: load the program, send the names it defines (not
+    their values: the judge asks for the few its tests use), then answer requests."""
+    g = {"__name__": "__candidate__", "__builtins__": __builtins__}
+    sock = socket.socket(fileno=fd)
+    rfile = sock.makefile("rb")
+
+    def send(obj):
+        data = json.dumps(obj).encode()
+        sock.sendall(struct.pack(">I", len(data)) + data)
+
+    program = None  # set once the program's own text compiled
+    try:
+        program = compile(src, "solution.py", "exec")
+        exec(program, g)
+    except BaseException as e:  # a SyntaxError the program raises running is a runtime error
+        syntax = program is None and isinstance(e, SyntaxError)
+        send({"load": "syntax" if syntax else "error", "msg": f"{type(e).__name__}: {e}"})
+        os._exit(0)
+    send({"load": "ok", "names": [k for k in list(g) if type(k) is str and k[:2] != "__"]})
+    objects = Objects(g)
+    while True:
+        hdr = rfile.read(4)
+        if len(hdr) < 4:
+            os._exit(0)
+        (n,) = struct.unpack(">I", hdr)
+        send(objects.answer(json.loads(rfile.read(n))))
+
+
+class Objects:
+    """The candidate's side of references: objects handed to the judge by id, so that the
+    judge can call them, read and set their attributes and pass them back as arguments."""
+
+    def __init__(self, g):
+        self.g = g
+        self.held = []
+        self.ids = {}
+        self.decode = Decoder(ref=self.held.__getitem__, live=True)
+
+    def register(self, v):
+        key = id(v)
+        if key not in self.ids:
+            self.ids[key] = len(self.held)
+            self.held.append(v)
+        return {"ref": self.ids[key]}
+
+    def answer(self, req):
+        """One request -> its reply: the result as data (or references), or the exception."""
+        try:
+            return {"ok": encode(self.perform(req), self.register)}
+        except MemoryError:
+            return {"exc": "MemoryError", "msg": "out of memory"}
+        except RecursionError as e:
+            return {"exc": "RecursionError", "msg": str(e)[:200]}
+        except BaseException as e:  # the candidate's exception becomes the judge's
+            return {"exc": builtin_base(type(e)), "msg": str(e)[:500]}
+
+    def perform(self, req):
+        op = req["op"]
+        if op == "global":
+            return self.g[req["name"]]
+        obj = self.held[req["ref"]]
+        if op == "call":
+            return obj(*self.decode(req["args"]), **self.decode(req["kwargs"]))
+        if op == "getattr":
+            return getattr(obj, req["name"])
+        if op == "setattr":
+            return setattr(obj, req["name"], self.decode(req["value"]))
+        raise ValueError(f"unknown request {op!r}")
+
+
+def builtin_base(cls):
+    """The name of the first built-in exception class ``cls`` derives from, so that a test's
+    ``except ValueError`` still catches the program's own ``ValueError`` subclass."""
+    return next(c.__name__ for c in cls.__mro__ if c.__module__ == "builtins")

@@ -1,0 +1,154 @@
+"""Process hygiene inside the sandbox: no process is dumpable, and between jobs every process a
+job left behind is killed (``sweep``), everything it wrote is removed (``wipe``) and every SysV
+IPC object it made is removed (``remove_ipc``), so nothing of one job reaches the next. Also
+the in-memory files (``memfd``) a run's stdin, stdout, stderr and source travel in.
+"""
+
+import ctypes
+import os
+import signal
+import stat
+import time
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+def no_dump():
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+SWEEP_WAIT_S = 10.0  # killed processes exit on their own; this only catches an unkillable one
+
+
+def others(keep):
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and p != "1"}
+
+
+def sweep(keep):
+    """SIGKILL every process of the sandbox except ``keep`` and init, and wait until they are
+    gone; reap what is ours. False if one survives (the sandbox must then be thrown away).
+
+    Each round kills the processes not killed before. A round that finds none new means every
+    process left has a SIGKILL pending, and such a process can no longer fork: from there the
+    set only shrinks. (A fixed number of quick rounds is not enough: on a loaded node a fork
+    bomb's 64 processes take longer than that to die, and the sweep failed at random.)"""
+    killed = set()
+    while True:
+        new = others(keep) - killed
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed |= new
+        reap()
+    deadline = time.monotonic() + SWEEP_WAIT_S
+    while True:
+        reap()
+        left = others(keep)
+        if not left:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in left:  # dying already; a pid reused by a new process is killed too
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.0005)
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def wipe():
+    """Remove everything a job wrote anywhere it could write."""
+    for top in WRITABLE:
+        try:
+            names = os.listdir(top)
+        except OSError:
+            continue
+        for name in names:
+            remove_tree(os.path.join(top, name))
+
+
+def remove_tree(path):
+    """Remove ``path`` and everything below it. A job can nest directories deeper than
+    Python's recursion limit and than PATH_MAX (by ``chdir`` into each new one), so the walk
+    keeps an explicit stack and works relative to the directory it is in."""
+    parent, name = os.path.split(path)
+    os.chdir(parent)
+    try:
+        remove_here(name)
+    finally:
+        os.chdir("/")
+
+
+def remove_here(name):
+    stack = [name]  # names relative to the current directory; None: go back up one level
+    while stack:
+        entry = stack[-1]
+        if stat.S_ISDIR(os.lstat(entry).st_mode):
+            try:
+                os.chmod(entry, 0o700)
+            except OSError:
+                pass
+            names = os.listdir(entry)
+            if names:
+                os.chdir(entry)
+                stack.append(None)
+                stack.extend(names)
+                continue
+            os.rmdir(entry)
+        else:
+            os.unlink(entry)
+        stack.pop()
+        while stack and stack[-1] is None:
+            stack.pop()
+            os.chdir("..")
+
+
+IPC_RMID = 0
+IPC_KINDS = (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl"))
+
+
+def remove_ipc():
+    """Remove every SysV shared memory segment, message queue and semaphore set of the
+    sandbox's IPC namespace, so none reaches the next job (the namespace outlives jobs)."""
+    for kind, ctl in IPC_KINDS:
+        with open(f"/proc/sysvipc/{kind}") as f:
+            rows = f.read().splitlines()[1:]
+        for row in rows:
+            ipc_id = int(row.split()[1])
+            args = (ipc_id, 0, IPC_RMID, None) if kind == "sem" else (ipc_id, IPC_RMID, None)
+            if getattr(LIBC, ctl)(*args) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"cannot remove SysV {kind} {ipc_id}: {os.strerror(err)}")
+
+
+def memfd(name, data=b""):
+    fd = os.memfd_create(name, 0)
+    if data:
+        os.write(fd, data)
+        os.lseek(fd, 0, 0)
+    return fd
+
+
+def read_capped(fd, cap):
+    size = os.fstat(fd).st_size
+    os.lseek(fd, 0, 0)
+    data = os.read(fd, cap) if size else b""
+    return data, size
