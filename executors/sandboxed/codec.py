@@ -182,6 +182,7 @@ class Decoder:
         self.ref = ref
         self.live = live
         self.max_digits = None if live else MAX_INT_DIGITS
+        self.range_items = 0  # items of ranges expanded so far (host only)
 
     def __call__(self, v, depth=0):
         if depth > MAX_DEPTH:
@@ -283,8 +284,11 @@ class Decoder:
             raise ValueError("malformed range")
         if self.live:
             return range(*bounds)
-        if len(range(*bounds)) > MAX_RANGE_ITEMS:  # its list would be built here, on the host
-            raise ValueError(f"a range of {len(range(*bounds))} items (at most "
+        # its list is built here, on the host: all ranges of one value share one budget (a
+        # list of many ranges, each under the cap, must not multiply the host's memory)
+        self.range_items += len(range(*bounds))
+        if self.range_items > MAX_RANGE_ITEMS:
+            raise ValueError(f"ranges of {self.range_items} items in all (at most "
                              f"{MAX_RANGE_ITEMS} are judged)")
         return list(range(*bounds))
 
@@ -325,4 +329,6 @@ class Decoder:
         return self.ref(x)
 
 
-decode = Decoder()
+def decode(v):
+    """Decode a value on the host (a fresh decoder each time: its range budget is per value)."""
+    return Decoder()(v)

@@ -71,25 +71,33 @@ WALL_CAP_FACTOR = 3  # a run that starves itself ends at this many times its tim
 class RunClock:
     """When a run's time is up. Its limit counts the wall time its processes ran or slept, but
     not the time they were runnable and waited for a CPU (the run delay in
-    ``/proc/<pid>/schedstat``): on a node loaded from outside the slot, an honest program still
-    gets the CPU time its limit means, instead of timing out because others ran. A run cannot
-    buy time this way: waiting for a CPU is the only thing that extends it, its processes are
-    bounded by ``RLIMIT_CPU`` and the slot's cgroup, and one that starves itself (its own
-    spinners) still ends at ``WALL_CAP_FACTOR`` times its limit.
+    ``/proc/<pid>/schedstat`` of the candidate and judge): on a node loaded from outside the
+    slot, an honest program still gets the CPU time its limit means, instead of timing out
+    because others ran. A run cannot buy CPU this way: the wait discounted is granted only
+    while all the run's processes together have used less CPU than the limit (a program that
+    splits its work among processes which starve its main one gets no more than the limit in
+    all), every process is bounded by ``RLIMIT_CPU``, and no run lasts more than
+    ``WALL_CAP_FACTOR`` times its limit.
 
-    The watched processes are fresh forks, whose run delay starts at zero; it is read only once
-    the deadline known so far is reached (it only ever moves later), so a run that ends within
-    its limit costs no read at all."""
+    The watched processes are fresh forks, whose run delay starts at zero; nothing is read
+    until the deadline known so far is reached (it only ever moves later), so a run that ends
+    within its limit costs no read at all."""
 
-    def __init__(self, limit, t0, pids):
+    def __init__(self, limit, t0, pids, keep):
         self.limit = limit
         self.t0 = t0
+        self.keep = keep  # the zygote and template: not the run's
+        self.cpu0 = reaped_cpu()
         self.waited = dict.fromkeys(pids, 0.0)  # pid -> seconds it waited for a CPU
         self.grace = 0.0
+        self.spent = False
 
     def deadline(self):
         due = self.t0 + self.limit + self.grace
-        if time.monotonic() >= due:
+        if time.monotonic() >= due and not self.spent:
+            if run_cpu(self.keep) - self.cpu0 >= self.limit:
+                self.spent = True  # it had its CPU: no more waiting is discounted
+                return due
             for pid in self.waited:
                 d = run_delay(pid)
                 if d is not None:  # a process that is gone keeps its last figure
@@ -109,6 +117,31 @@ def run_delay(pid):
             return int(f.read().split()[1]) / 1e9
     except (OSError, ValueError, IndexError):
         return None
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def reaped_cpu():
+    """CPU seconds of every process the zygote has reaped (theirs and their reaped children's)."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def run_cpu(keep):
+    """CPU seconds the sandbox's processes other than ``keep`` have used: the live ones (with
+    the children they reaped) from /proc, and those the zygote reaped."""
+    total = reaped_cpu()
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in keep or p == "1":
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone: reaped, so counted above once the zygote waits for it
+        total += sum(int(x) for x in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+    return total
 
 
 class Zygote:
@@ -195,7 +228,7 @@ class Zygote:
         t0 = time.monotonic()
         cmd = {"mode": mode, "cwd": WORKDIR, "limits": lim, "argv": argv, "env": job["env"]}
         pid = self.spawn(cmd, [fin, fout, ferr, fsrc])
-        clock = RunClock(lim["timeout_s"], t0, [pid])
+        clock = RunClock(lim["timeout_s"], t0, [pid], {self.pid, self.template})
         st = self.wait_run(pid, clock)
         wall = time.monotonic() - t0
         finished = st is not None
@@ -242,7 +275,7 @@ class Zygote:
                 os._exit(0)
         a.close()
         os.close(res_w)
-        clock = RunClock(lim["timeout_s"], t0, [cpid, jpid])
+        clock = RunClock(lim["timeout_s"], t0, [cpid, jpid], {self.pid, self.template})
         buf, over = read_results(res_r, clock, results_cap(job))
         os.close(res_r)
         judge_st = self.wait(jpid, min(clock.deadline(), time.monotonic() + 0.05))

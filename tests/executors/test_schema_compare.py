@@ -181,3 +181,14 @@ def test_float_compare_is_linear_in_a_long_token():
     root = Path(__file__).parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60,
                    env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def test_ranges_share_one_budget_when_the_host_decodes():
+    """A range travels as three integers and becomes a list on the host: a value made of many
+    ranges, each under the cap, must not multiply into the host's memory."""
+    half = range(1 << 19)
+    assert len(decode(encode([half, half]))[1]) == 1 << 19  # 2**20 items in all: judged
+    with pytest.raises(ValueError, match="at most 1048576 are judged"):
+        decode(encode([half, half, range(1)]))
+    with pytest.raises(ValueError, match="at most"):
+        decode(encode([range(1 << 20)] * 1000))  # a 10**9-item list before the fix
