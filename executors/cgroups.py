@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 CONTROLLERS = ("cpu", "memory", "pids")
 PERIOD_US = 100_000
+KILL_WAIT_S = 30.0  # how long killed processes of a slot may take to be gone
 
 
 class CgroupUnavailable(RuntimeError):
@@ -186,21 +188,27 @@ class SlotCgroup:
 
     def kill(self) -> None:
         """SIGKILL every process in the slot until none is left (a fork bomb included: it is
-        bounded by pids.max, and killed processes fork no more)."""
+        bounded by pids.max, and killed processes fork no more). Killed processes that free a
+        lot of memory on a loaded node take a while to go: they get KILL_WAIT_S."""
         kill_file = self.dirs["pids"] / "cgroup.kill"
         if kill_file.exists():
             kill_file.write_text("1")
-        for _ in range(10_000):
+        deadline = time.monotonic() + KILL_WAIT_S
+        pause = 0.0005
+        while True:
             pids = self.procs()
             if not pids:
                 return
+            if time.monotonic() > deadline:
+                raise CgroupUnavailable(f"processes in {self.dirs['pids']} survive SIGKILL for "
+                                        f"{KILL_WAIT_S:.0f} s: {pids[:20]}")
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            os.sched_yield()
-        raise CgroupUnavailable(f"processes in {self.dirs['pids']} survive SIGKILL: {pids}")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def remove(self) -> None:
         """Kill everything in the slot and delete its cgroups (nothing if they do not exist)."""
@@ -220,12 +228,16 @@ class SlotCgroup:
 
 def _rmdir_when_empty(d: Path) -> None:
     """rmdir a cgroup whose processes were killed; exiting tasks may hold it a moment."""
-    for _ in range(10_000):
+    deadline = time.monotonic() + KILL_WAIT_S
+    pause = 0.0005
+    while True:
         try:
             d.rmdir()
             return
         except FileNotFoundError:
             return
         except OSError:  # EBUSY until the killed tasks are fully gone
-            os.sched_yield()
-    d.rmdir()  # still busy: let the OSError name the cgroup
+            if time.monotonic() > deadline:
+                raise  # still busy: let the OSError name the cgroup
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)

@@ -35,6 +35,13 @@ INTEGER = re.compile(r"[+-]?[0-9]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
+def _plain_number(tok: str) -> bool:
+    """A number as a program prints one: ASCII digits, point and exponent, or nan/inf.
+    (``float()`` also takes ``1_000.5`` and other scripts' digits, which no judge expects.)"""
+    return DECIMAL.fullmatch(tok) is not None or tok.lower().lstrip("+-") in ("nan", "inf",
+                                                                               "infinity")
+
+
 def _same_integer(got: str, want: str) -> bool:
     """An expected integer token is matched exactly by value (``2.000`` or ``2e0`` for ``2``),
     never within a tolerance: a relative tolerance on ``1000000000`` would pay ``1000000999``.
@@ -64,7 +71,7 @@ def compare_float(got: str, want: str, tolerance: float = 1e-6) -> bool:
             if a != b:
                 return False
             continue
-        fa = _as_float(a)
+        fa = _as_float(a) if _plain_number(a) else None
         if fa is None or math.isnan(fa) != math.isnan(fb):
             return False
         if math.isnan(fb):

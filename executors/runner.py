@@ -134,7 +134,7 @@ class Runner:
         self._threads: list[threading.Thread] = []
         self._sandboxes: list[Sandbox] = []
         self._slot_fds: list[int] = []
-        self.stats = {"jobs": 0, "retries": 0, "restarts": 0}
+        self.stats = {"jobs": 0, "retries": 0, "restarts": 0, "retire_failures": 0}
         self._stats_lock = threading.Lock()
 
     # -- lifecycle
@@ -163,10 +163,16 @@ class Runner:
             self._queue.put(None)
         for t in self._threads:
             t.join(timeout=30)
+        failed = []
         for b in self._sandboxes:
-            b.close()
+            try:
+                b.close()
+            except SandboxError as e:  # close the others first, then say so
+                failed.append(str(e))
         release_slots(self._slot_fds)
         self._threads, self._sandboxes, self._slot_fds = [], [], []
+        if failed:
+            raise SandboxError("; ".join(failed))
 
     def __enter__(self) -> Runner:
         return self.start()
@@ -251,25 +257,34 @@ class Runner:
                     self._restart(box)
                 box.fit_memory(job.limits.memory_mb)
                 v = self._execute_once(box, job)
-                if box.infrastructure_changed():  # the job crippled its sandbox: not reused
-                    box.close()
-                v.retries = attempt
-                v.duration_s = time.monotonic() - t0
-                return v
             except IsolationError:
                 raise
             except SandboxError as e:
                 last = str(e)
-                box.close()
                 try:
                     self._restart(box)
                 except SandboxError as e2:
                     return Verdict(job.id, "sandbox_error", 0, test_count(job), [],
                                    time.monotonic() - t0, retries=attempt,
                                    message=f"sandbox could not be restarted: {e2}")
+                continue
+            if box.infrastructure_changed():  # the job crippled its sandbox: not reused
+                self._retire(box)
+            v.retries = attempt
+            v.duration_s = time.monotonic() - t0
+            return v
         return Verdict(job.id, "runtime_error", 0, test_count(job), [], time.monotonic() - t0,
                        retries=self.max_retries,
                        message=f"the program brought its sandbox down on every try ({last})")
+
+    def _retire(self, box: Sandbox) -> None:
+        """Close a sandbox a job crippled; its verdict stands whatever happens here. Processes
+        that could not be ended are counted, and the slot's next start ends them or fails."""
+        try:
+            box.close()
+        except SandboxError:
+            with self._stats_lock:
+                self.stats["retire_failures"] += 1
 
     def _restart(self, box: Sandbox) -> None:
         with self._stats_lock:

@@ -158,6 +158,7 @@ def _firejail_args(cfg: SandboxConfig) -> list[str]:
     ]
 
 
+STOP_POLL_S = 0.5  # while a request waits, how often the host checks the fork server is not stopped
 SLOT_OVERHEAD_MB = 1024  # slot memory beyond a job's own: fork server, judge, tmpfs files
 
 SLOT_DIR = Path(os.environ.get("RLCE_SLOT_DIR", "/run/rlce-slots"))
@@ -382,13 +383,29 @@ class Sandbox:
                 return f"a job changed the {', '.join(changed)} of sandbox process {pid}"
         return None
 
+    def _stopped_infrastructure(self) -> int | None:
+        """The fork server or template, if a job has stopped it (the host pid), else None."""
+        for pid in self._baseline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                continue  # gone: the channel's end of file says so
+            if state in ("T", "t"):
+                return pid
+        return None
+
     def close(self) -> None:
-        """End the sandbox and everything in it, and remove its slot cgroup."""
+        """End the sandbox and everything in it, and remove its slot cgroup. SandboxError if
+        the slot's processes could not be ended (the slot cannot be reused)."""
         p, self.proc = self.proc, None
         if p is not None:
             _end(p)
         if self.cgroup is not None:
-            self.cgroup.remove()
+            try:
+                self.cgroup.remove()
+            except (CgroupUnavailable, OSError) as e:
+                raise SandboxError(f"the processes of sandbox slot {self.slot} could not be "
+                                   f"ended: {e}") from None
 
     def restart(self) -> None:
         self.close()
@@ -448,8 +465,12 @@ class Sandbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise SandboxError("sandbox did not answer in time")
-            ready, _, _ = select.select([fd], [], [], left)
+            ready, _, _ = select.select([fd], [], [], min(left, STOP_POLL_S))
             if not ready:
+                stopped = self._stopped_infrastructure()
+                if stopped:  # it can never answer: fail now, not at the deadline
+                    raise SandboxError(f"sandbox process {stopped} was stopped (SIGSTOP) "
+                                       "during the job")
                 continue
             k = os.readv(fd, [view[got:]])
             if not k:

@@ -93,14 +93,22 @@ def test_candidate_cannot_cripple_the_fork_server(solo, attack):
         assert affinity == cpus and "Max open files            1024" in limits, (attack, pid)
 
 
-STOP_TEMPLATE = (
+# the fork server is the process whose parent is the sandbox's init (pid 1); walking up from
+# us, since our parent may still be the template's short-lived middle process for a moment
+FIND_FORK_SERVER = (
     "import os, signal\n"
     "def parent(p):\n"
     "    return int(open(f'/proc/{p}/stat').read().rpartition(')')[2].split()[1])\n"
-    "me = os.getpid()\n"
-    "siblings = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me\n"
-    "            and parent(p) == os.getppid()]\n"
-    "os.kill(min(siblings), signal.SIGSTOP)  # the oldest: the template\n"
+    "def fork_server():\n"
+    "    while True:\n        try:\n            p = os.getppid()\n"
+    "            while parent(p) != 1:\n                p = parent(p)\n            return p\n"
+    "        except FileNotFoundError:  # the middle process went while we walked\n"
+    "            pass\n")
+STOP_TEMPLATE = FIND_FORK_SERVER + (
+    "zygote = fork_server()\n"
+    "children = [int(p) for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid())\n"
+    "            and int(p) != zygote and parent(p) == zygote]\n"
+    "os.kill(min(children), signal.SIGSTOP)  # the oldest: the template\n"
     "def f():\n    return 1\n")
 
 
@@ -313,6 +321,28 @@ def test_time_limit_does_not_count_waiting_for_a_cpu():
     assert sleeper["status"] == "timeout", sleeper  # sleeping never waits for a CPU
 
 
+SPLIT_WORK = (  # 4 processes burn 0.45 s of CPU each; the main one spins while it waits
+    "import os, time\n"
+    "def burn():\n    t = time.process_time() + 0.45\n    while time.process_time() < t:\n"
+    "        pass\n"
+    "pipes = []\nfor _ in range(3):\n    r, w = os.pipe()\n    if os.fork() == 0:\n"
+    "        burn()\n        os.write(w, b'x')\n        os._exit(0)\n"
+    "    os.set_blocking(r, False)\n    pipes.append(r)\n"
+    "burn()\ndone = 0\nwhile done < 3:\n    for r in pipes:\n        try:\n"
+    "            done += len(os.read(r, 1))\n        except BlockingIOError:\n            pass\n"
+    "print('ok')\n")
+
+
+def test_splitting_work_among_processes_buys_no_cpu(runner):
+    """1.8 s of CPU in four processes against a 1 s limit. The main process, starved by its
+    own workers, waits for the CPU; that wait was discounted from its time, so the job passed
+    with 2.3x the CPU its limit means. The wait is discounted only while the run's processes
+    together used less CPU than the limit."""
+    v = run(runner, py_io(SPLIT_WORK, timeout=1))
+    assert v["status"] == "timeout", v
+    honest_jobs_pass(runner)
+
+
 def test_slot_cgroups_are_removed_when_the_runner_closes():
     r = Runner(workers=1).start()
     try:
@@ -373,3 +403,17 @@ def test_io_uring_is_blocked(runner):
            "\nprint('ok' if fd < 0 else 'LEAK')\n")
     v = run(runner, py_io(src))
     assert v["status"] == "passed", v
+
+
+STOP_FORK_SERVER = FIND_FORK_SERVER + ("os.kill(fork_server(), signal.SIGSTOP)\n"
+                                       "def f():\n    return 1\n")
+
+
+def test_a_stopped_fork_server_fails_fast(solo):
+    """A program that stops the fork server (its parent) could hold the slot for three tries
+    of (3x its limit + 10 s) each, since the host learnt it only when a request timed out;
+    the host now sees the stop while it waits. The 120 s limit makes the old behaviour
+    (18.5 minutes) fail the test's own 120 s wait for the verdict."""
+    v = run(solo, asserts_job(STOP_FORK_SERVER, ["assert f() == 1"], limits={"timeout_s": 120}))
+    assert v["status"] == "runtime_error" and "stopped" in v["message"], v
+    honest_jobs_pass(solo)

@@ -192,3 +192,9 @@ def test_ranges_share_one_budget_when_the_host_decodes():
         decode(encode([half, half, range(1)]))
     with pytest.raises(ValueError, match="at most"):
         decode(encode([range(1 << 20)] * 1000))  # a 10**9-item list before the fix
+
+
+def test_float_tokens_must_be_spelled_as_numbers_are_printed():
+    assert not compare_float("1_000.5", "1000.5")  # float() takes it; no judge does
+    assert not compare_float("\u0661.\u0665", "1.5")  # Arabic-Indic digits
+    assert compare_float("1000.5000001 -inf NaN 2.5e3", "1000.5 -inf nan 2500.0")
