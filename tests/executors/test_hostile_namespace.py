@@ -343,3 +343,40 @@ def test_an_asserts_entry_point_must_be_an_identifier(entry):
 
     with pytest.raises(InvalidJob, match="entry_point"):
         parse_job(entry_job("def f():\n    return 1\n", ["assert f() == 1"], entry))
+
+
+RAISED = {  # the program's exception reaches the tests with its own args and message
+    "message": ("def f(x):\n    raise ValueError('negative')\n",
+                "except ValueError as e:\n    assert str(e) == 'negative' and e.args == ('negative',)"),
+    "key": ("def f(x):\n    return {}[x]\n", "except KeyError as e:\n    assert e.args == (3,)"),
+    "several": ("def f(x):\n    raise ValueError('a', [x])\n",
+                "except ValueError as e:\n    assert e.args == ('a', [3])"),
+    "subclass": ("class Bad(ValueError):\n    pass\ndef f(x):\n    raise Bad('no')\n",
+                 "except ValueError as e:\n    assert str(e) == 'no'"),
+    "object_arg": ("class O:\n    pass\ndef f(x):\n    raise ValueError(O())\n",
+                   "except ValueError as e:\n    assert str(e).startswith('<')"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAISED))
+def test_the_programs_exception_keeps_its_message(runner, name):
+    source, handler = RAISED[name]
+    v = run(runner, asserts_job(source, [f"try:\n    f(3)\n{handler}\nelse:\n    assert False"]))
+    assert v["status"] == "passed", v
+
+
+def test_exception_arguments_are_plain_data_or_the_reply_is_malformed(runner):
+    """Arguments the program writes itself are decoded as data: a reference among them is
+    malformed (never a handle the judge would stringify), and a replaced class keeps its
+    name in the message."""
+    body = b'{"exc": "ValueError", "msg": "x", "args": {"tuple": [{"ref": 0}]}}'
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)), RAISES.format("ValueError")))
+    assert v["status"] == "runtime_error" and "malformed reply" in v["message"], v
+    body = b'{"exc": "Nope", "msg": "x", "args": {"tuple": ["y"]}}'
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)),
+                              "def check(c):\n    try:\n        c(1)\n    except RuntimeError as e:\n"
+                              "        assert str(e) == 'Nope: x'\n"))
+    assert v["status"] == "passed", v
+    src = "def f(x):\n    raise ExceptionGroup('g', [ValueError(1)])\n"
+    v = run(runner, asserts_job(src, ["try:\n    f(1)\nexcept Exception as e:\n    pass"]))
+    assert v["status"] == "passed", v
