@@ -146,7 +146,7 @@ def test_fractions_and_decimals_compare_as_numbers():
     assert plain_equal(Fraction(1, 2), 0.5) and plain_equal([Fraction(6, 2)], [3])
     assert plain_equal(Decimal("0.5"), 0.5) and plain_equal(Decimal("3.000"), 3)
     assert plain_equal(Fraction(1, 3), 1 / 3) and not plain_equal(Fraction(1, 3), 0)
-    assert not plain_equal(Decimal("3.0000000001"), 3) and not plain_equal(Decimal("3"), True)
+    assert not plain_equal(Decimal("3.0000000001"), 3) and not plain_equal(Decimal(3), True)
     assert plain_equal(Decimal("NaN"), math.nan) and plain_equal(Decimal("-Infinity"), -math.inf)
     for got, want in [("sNaN", 3), ("sNaN", 0.5), ("NaN", 1), ("Infinity", 3), ("1e400", math.inf),
                       ("1e999999999999", 3), ("1e999999999999", 1.5), ("-1e-99999999", 10**4000)]:
