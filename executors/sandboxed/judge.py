@@ -4,12 +4,13 @@ The judge rebuilds only standard types from what the candidate sends (None, bool
 complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, deque, Fraction,
 Decimal, datetime dates, times and timedeltas, namedtuples by the standard factory, Counter,
 OrderedDict, defaultdict of a builtin factory, iterators over such values, standard modules and
-builtin types by name); any other object of the candidate stays in its process and reaches the tests as a
-``Ref`` handle, equal only to itself. So no returned object can carry a custom ``__eq__`` (or
-``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or writing raw
-frames inside the candidate process cannot produce a pass. The tests run against the judge's
-own builtins and see, of the candidate's names, only those they use (``test_namespace``).
-Only the judge writes test results, on a pipe the candidate never holds (``judge_main``).
+builtin types by name); any other object of the candidate stays in its process and reaches the
+tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
+``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
+writing raw frames inside the candidate process cannot produce a pass. The tests run against
+the judge's own builtins and see, of the candidate's names, only those they use
+(``test_namespace``). Only the judge writes test results, on a pipe the candidate never holds
+(``judge_main``).
 """
 
 import builtins
