@@ -5,6 +5,7 @@ These run on the host, never in the sandbox: expected outputs are not sent to th
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -95,7 +96,8 @@ def plain_equal(got: Any, want: Any, rel_tol: float = 1e-9) -> bool:
     """Equality of plain data as JSON sees it: tuples equal lists, bools are not ints,
     an expected float is matched within ``rel_tol`` (relative or absolute), an expected
     integer exactly (a float within ``rel_tol`` absolute of it counts, not one off by a
-    relative ``rel_tol``). A returned set or frozenset equals no expected value: JSON has
+    relative ``rel_tol``); a returned ``Fraction`` or ``Decimal`` is the number it stands for
+    (JSON has only numbers). A returned set or frozenset equals no expected value: JSON has
     no sets, and a set has neither the order nor the repeats of the list it would stand
     for (``{1, 2, 3}`` is not ``[1, 2, 2, 3]``, nor ``[3, 2, 1]`` sorted descending); test
     set-valued functions with ``check``/``asserts``. Only built-in types get here (the
@@ -106,6 +108,8 @@ def plain_equal(got: Any, want: Any, rel_tol: float = 1e-9) -> bool:
         return type(got) is type(want) and got == want
     if isinstance(got, (int, float)) and isinstance(want, (int, float)):
         return _numbers_equal(got, want, rel_tol)
+    if isinstance(got, (Fraction, Decimal)) and isinstance(want, (int, float)):
+        return _exact_number_equal(got, want, rel_tol)
     if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)):
         return len(got) == len(want) and all(plain_equal(a, b, rel_tol) for a, b in zip(got, want))
     if isinstance(got, dict) and isinstance(want, dict):
@@ -136,11 +140,33 @@ def _numbers_equal(got: float, want: float, rel_tol: float) -> bool:
     return abs(a - b) <= max(tol * max(abs(a), abs(b)), tol)
 
 
+def _exact_number_equal(got: Fraction | Decimal, want: float, rel_tol: float) -> bool:
+    """A returned ``Fraction`` or ``Decimal`` as the number it is: exactly equal to an expected
+    integer, within ``rel_tol`` of an expected float (as the float nearest to it, an error far
+    below the tolerance). A Decimal NaN equals only NaN; a finite value past the float range
+    equals no float. Nothing here raises (a signalling NaN is never compared) or expands a
+    huge exponent (a Decimal compares with an int by its exponent)."""
+    if isinstance(got, Decimal) and got.is_nan():
+        return isinstance(want, float) and math.isnan(want)
+    if isinstance(want, int):
+        return got == want
+    try:
+        near = float(got)
+    except OverflowError:  # a Fraction past the float range
+        return False
+    if math.isinf(near) and not (isinstance(got, Decimal) and got.is_infinite()):
+        return False
+    return _numbers_equal(near, want, rel_tol)
+
+
 def _json_key(k: Any) -> Any:
-    """A returned dict's key as JSON would write it (JSON object keys are strings); an int
-    too long for ``str`` stays an int, which no expected (string) key equals."""
+    """A returned dict's key as JSON would write it (JSON object keys are strings: ``true``,
+    ``false``, ``null``, ``Infinity``); an int too long for ``str`` stays an int, which no
+    expected (string) key equals."""
     if isinstance(k, str):
         return k
+    if k is None or isinstance(k, (bool, float)):
+        return json.dumps(k)
     try:
         return str(k)
     except ValueError:

@@ -191,7 +191,7 @@ class Objects:
         except RecursionError as e:
             return {"exc": "RecursionError", "msg": str(e)[:200]}
         except BaseException as e:  # the candidate's exception becomes the judge's
-            return {"exc": builtin_base(type(e)), "msg": str(e)[:500]}
+            return exception_reply(e)
 
     def perform(self, req):
         op = req["op"]
@@ -205,6 +205,18 @@ class Objects:
         if op == "setattr":
             return setattr(obj, req["name"], self.decode(req["value"]))
         raise ValueError(f"unknown request {op!r}")
+
+
+def exception_reply(e):
+    """The reply for the program's exception: its built-in class's name, its message, and its
+    ``args`` where they are plain data, so that the judge's exception has the program's own
+    ``args`` and ``str()`` (a test reading ``str(e) == 'negative'``)."""
+    reply = {"exc": builtin_base(type(e)), "msg": str(e)[:500]}
+    try:
+        reply["args"] = encode(BaseException.args.__get__(e))
+    except Exception:  # args that are not plain data: the message alone
+        pass
+    return reply
 
 
 def builtin_base(cls):

@@ -7,6 +7,7 @@ wrote can run in the reader. The host decodes call-format return values with ``d
 """
 
 import base64
+import builtins
 import importlib
 import sys
 
@@ -18,12 +19,14 @@ HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python, as opposed 
 def encode(v, ref=None, depth=0):
     """Value -> JSON-able tagged form.
 
-    Subclasses of plain types (``Counter``, ``OrderedDict``, ``defaultdict``, a ``namedtuple``,
-    ``IntEnum``, ...) travel as their base type, read through the base type's own methods
-    (``dict.items(v)``, ``tuple.__iter__(v)``, ``int.__int__(v)``), so no method a subclass
-    overrides is used. Iterators of C types (generators, ``map``, ``zip``) are drained and
-    travel as ``iter``; ``Fraction`` as its two integers; ``range``, ``deque``, ``bytearray``
-    and ``datetime`` values as their fields; a standard-library module by name.
+    Subclasses of plain types (``IntEnum``, a program's ``dict`` subclass, ...) travel as their
+    base type, read through the base type's own methods (``dict.items(v)``,
+    ``tuple.__iter__(v)``, ``int.__int__(v)``), so no method a subclass overrides is used; a
+    ``namedtuple`` adds its type and field names, and a ``Counter``, ``OrderedDict`` or
+    ``defaultdict`` of a builtin factory its kind. Iterators of C types (generators, ``map``,
+    ``zip``) are drained and travel as ``iter``; ``Fraction`` as its two integers; ``range``,
+    ``deque``, ``bytearray`` and ``datetime`` values as their fields; a standard-library module
+    and a type of the builtins module by name.
     Anything else goes to ``ref`` (which returns a tagged reference or raises TypeError)."""
     if depth > MAX_DEPTH:
         raise TypeError("value nested too deeply")
@@ -63,9 +66,13 @@ def _encode_container(v, ref, depth):
         return [encode(x, ref, depth) for x in list.__iter__(v)]
     for base in (tuple, frozenset, set):
         if isinstance(v, base):
-            return {base.__name__: [encode(x, ref, depth) for x in base.__iter__(v)]}
+            items = [encode(x, ref, depth) for x in base.__iter__(v)]
+            fields = _named_fields(type(v), len(items)) if base is tuple else None
+            return {"namedtuple": [type(v).__name__, fields, items]} if fields else {
+                base.__name__: items}
     if isinstance(v, dict):
-        return {"dict": [[encode(k, ref, depth), encode(x, ref, depth)] for k, x in dict.items(v)]}
+        pairs = [[encode(k, ref, depth), encode(x, ref, depth)] for k, x in dict.items(v)]
+        return _mapping_form(v, pairs)
     view = DICT_VIEWS.get(type(v))
     if view is not None:
         return {view: [encode(x, ref, depth) for x in v]}
@@ -73,6 +80,40 @@ def _encode_container(v, ref, depth):
 
 
 DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
+
+
+def _named_fields(cls, n):
+    """The field names of a namedtuple class with ``n`` fields (its ``_fields``, all str),
+    else None: a plain tuple or tuple subclass."""
+    if cls is tuple:
+        return None
+    fields = getattr(cls, "_fields", None)
+    if type(fields) is tuple and len(fields) == n and all(type(f) is str for f in fields):
+        return list(fields)
+    return None
+
+
+# defaultdict factories rebuilt as the reader's own builtins; any other factory: a plain dict
+FACTORIES = {t.__name__: t for t in (int, float, str, list, dict, set, tuple, bool)}
+
+
+def _mapping_form(v, pairs):
+    """Tagged form of a dict (of any subclass) whose items are ``pairs``: a ``Counter``,
+    ``OrderedDict`` or ``defaultdict`` of a builtin factory keeps its kind (a test may call
+    ``most_common`` or read a missing key); any other is a plain dict."""
+    coll = sys.modules.get("collections")
+    if coll is None:  # the program never imported collections, so holds none of them
+        return {"dict": pairs}
+    if isinstance(v, coll.Counter):
+        return {"counter": pairs}
+    if isinstance(v, coll.OrderedDict):
+        return {"ordereddict": pairs}
+    if isinstance(v, coll.defaultdict):
+        factory = coll.defaultdict.default_factory.__get__(v)
+        name = next((n for n, t in FACTORIES.items() if t is factory), None)
+        if name is not None:
+            return {"defaultdict": [name, pairs]}
+    return {"dict": pairs}
 
 
 def _encode_other(v, ref, depth):
@@ -94,6 +135,8 @@ def _encode_other(v, ref, depth):
         return moment
     if t is type(sys) and _stdlib_module(v.__name__):
         return {"module": v.__name__}
+    if t is type and vars(builtins).get(v.__name__) is v:
+        return {"type": v.__name__}
     if ref is None:
         raise TypeError(f"not plain data: {t.__name__}")
     return ref(v)
@@ -167,14 +210,21 @@ def big_int(text: str, max_digits=MAX_INT_DIGITS) -> int:
     return -value if text.startswith("-") else value
 
 
+# namedtuple classes one decoder builds, and fields of one: past either, a plain tuple (each
+# class compiles code, which a reply of many distinct names must not multiply)
+MAX_NAMED = 1000
+
+
 class Decoder:
     """Tagged form -> value, building only standard types whatever the sender wrote: no code
     of the sender's can run here. Malformed input raises ValueError or TypeError.
 
     ``ref`` turns a reference id into an object (the judge's handles, the candidate's own
     objects); without it a reference is malformed. ``live`` (inside the sandbox) rebuilds
-    iterators, modules and the standard types below; otherwise (on the host) an iterator, a
-    ``range`` or a ``deque`` is the list of its items, and a module or a date is malformed.
+    iterators, modules, builtin types and the standard types below; otherwise (on the host) an
+    iterator, a ``range`` or a ``deque`` is the list of its items, a namedtuple a tuple, a
+    ``Counter``, ``OrderedDict`` or ``defaultdict`` a dict, and a module, a type or a date is
+    malformed.
     Only the host caps integers at MAX_INT_DIGITS (its own CPU): inside the sandbox the job's
     time and memory limits bound them, so ``math.factorial(30000)`` is judged."""
 
@@ -183,6 +233,7 @@ class Decoder:
         self.live = live
         self.max_digits = None if live else MAX_INT_DIGITS
         self.range_items = 0  # items of ranges expanded so far (host only)
+        self.named = {}  # namedtuple classes built so far, by type and field names
 
     def __call__(self, v, depth=0):
         if depth > MAX_DEPTH:
@@ -240,6 +291,52 @@ class Decoder:
         if not all(type(p) is list and len(p) == 2 for p in pairs):
             raise ValueError("malformed dict")
         return dict(pairs)
+
+    def tag_namedtuple(self, x, depth):
+        """A namedtuple rebuilt by the standard factory with the sender's type and field names
+        (validated identifiers: the factory refuses any other, and renames bad fields); on the
+        host, or past MAX_NAMED classes or fields, a tuple."""
+        if type(x) is not list or len(x) != 3 or type(x[0]) is not str or type(
+                x[1]) is not list or not all(type(f) is str for f in x[1]):
+            raise ValueError("malformed namedtuple")
+        values = self.items(x[2], depth)
+        if len(values) != len(x[1]):
+            raise ValueError("malformed namedtuple")
+        key = (x[0], tuple(x[1]))
+        if not self.live or key not in self.named and (
+                len(self.named) >= MAX_NAMED or len(key[1]) > MAX_NAMED):
+            return tuple(values)
+        if key not in self.named:
+            import collections  # here, not at the top: most jobs never need it in the template
+
+            self.named[key] = collections.namedtuple(x[0], x[1], rename=True)
+        return tuple.__new__(self.named[key], values)
+
+    def tag_counter(self, x, depth):
+        return self.mapping("Counter", self.tag_dict(x, depth))
+
+    def tag_ordereddict(self, x, depth):
+        return self.mapping("OrderedDict", self.tag_dict(x, depth))
+
+    def tag_defaultdict(self, x, depth):
+        if type(x) is not list or len(x) != 2 or type(x[0]) is not str or x[0] not in FACTORIES:
+            raise ValueError("malformed defaultdict")
+        return self.mapping("defaultdict", self.tag_dict(x[1], depth), FACTORIES[x[0]])
+
+    def mapping(self, kind, d, *factory):
+        """``d`` as the ``collections`` mapping ``kind`` inside the sandbox; on the host, a dict."""
+        if not self.live:
+            return d
+        import collections  # here, not at the top: most jobs never need it in the template
+
+        return getattr(collections, kind)(*factory, d)
+
+    def tag_type(self, x, depth):
+        """A builtin type, by name: the reader's own (never on the host)."""
+        t = vars(builtins).get(x) if self.live and type(x) is str else None
+        if type(t) is not type:
+            raise ValueError("malformed type reference")
+        return t
 
     def tag_iter(self, x, depth):
         values = self.items(x, depth)

@@ -2,13 +2,15 @@
 
 The judge rebuilds only standard types from what the candidate sends (None, bool, int, float,
 complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, deque, Fraction,
-Decimal, datetime dates, times and timedeltas, iterators over such values, standard modules by
-name); any other object of the candidate stays in its process and reaches the tests as a
-``Ref`` handle, equal only to itself. So no returned object can carry a custom ``__eq__`` (or
-``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or writing raw
-frames inside the candidate process cannot produce a pass. The tests run against the judge's
-own builtins and see, of the candidate's names, only those they use (``test_namespace``).
-Only the judge writes test results, on a pipe the candidate never holds (``judge_main``).
+Decimal, datetime dates, times and timedeltas, namedtuples by the standard factory, Counter,
+OrderedDict, defaultdict of a builtin factory, iterators over such values, standard modules and
+builtin types by name); any other object of the candidate stays in its process and reaches the
+tests as a ``Ref`` handle, equal only to itself. So no returned object can carry a custom
+``__eq__`` (or ``__len__``, ``__iter__``...) into the judge, and exiting, printing, patching or
+writing raw frames inside the candidate process cannot produce a pass. The tests run against
+the judge's own builtins and see, of the candidate's names, only those they use
+(``test_namespace``). Only the judge writes test results, on a pipe the candidate never holds
+(``judge_main``).
 """
 
 import builtins
@@ -174,25 +176,38 @@ class Judge:
 
 def exception_of(reply):
     """The (built-in) exception of an exception reply, to raise in the judge; ValueError if
-    the reply is not one."""
-    if type(reply) is not dict or reply.keys() != {"exc", "msg"}:
+    the reply is not one. It carries the program's own ``args`` (or its message) where the
+    judge has the class of that name; a class it replaces (an unknown name, StopIteration)
+    becomes RuntimeError with the program's class name before the message."""
+    if type(reply) is not dict or not {"exc", "msg"} <= reply.keys() <= {"exc", "msg", "args"}:
         raise ValueError("not a reply")
     name, msg = reply["exc"], reply["msg"]
     if type(name) is not str or type(msg) is not str:
         raise ValueError("not an exception reply")
-    return exception(BUILTIN_EXC.get(name, RuntimeError), f"{name}: {msg}"[:600])
+    cls = BUILTIN_EXC.get(name)
+    if cls is None:
+        return RuntimeError(f"{name}: {msg}"[:600])
+    args = Decoder(live=True)(reply["args"]) if "args" in reply else (msg[:600],)
+    if type(args) is not tuple:
+        raise ValueError("malformed exception arguments")
+    return exception(cls, args, f"{name}: {msg}"[:600])
 
 
-def exception(cls, msg):
-    """An instance of ``cls`` carrying ``msg``, whatever its constructor takes: classes such as
-    ``UnicodeDecodeError`` need five arguments, so they are built without calling it, with
-    ``args`` set (their ``str()`` is then empty, never an error)."""
+def exception(cls, args, fallback):
+    """An instance of ``cls`` carrying ``args``, whatever its constructor takes: classes such as
+    ``UnicodeDecodeError`` need five arguments of given types, so where the arguments do not
+    fit they are built without calling it, with ``args`` set (their ``str()`` is then empty,
+    never an error); a class that cannot be built so (``ExceptionGroup``) is RuntimeError."""
     try:
-        return cls(msg)
-    except TypeError:
+        return cls(*args)
+    except Exception:
+        pass
+    try:
         exc = cls.__new__(cls)
-        exc.args = (msg,)
+        exc.args = args
         return exc
+    except Exception:
+        return RuntimeError(fallback)
 
 
 # The program's exception is raised in the judge as the built-in class of that name, except

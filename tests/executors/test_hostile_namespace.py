@@ -343,3 +343,97 @@ def test_an_asserts_entry_point_must_be_an_identifier(entry):
 
     with pytest.raises(InvalidJob, match="entry_point"):
         parse_job(entry_job("def f():\n    return 1\n", ["assert f() == 1"], entry))
+
+
+RAISED = {  # the program's exception reaches the tests with its own args and message
+    "message": ("def f(x):\n    raise ValueError('negative')\n",
+                "except ValueError as e:\n    assert str(e) == 'negative' and e.args == ('negative',)"),
+    "key": ("def f(x):\n    return {}[x]\n", "except KeyError as e:\n    assert e.args == (3,)"),
+    "several": ("def f(x):\n    raise ValueError('a', [x])\n",
+                "except ValueError as e:\n    assert e.args == ('a', [3])"),
+    "subclass": ("class Bad(ValueError):\n    pass\ndef f(x):\n    raise Bad('no')\n",
+                 "except ValueError as e:\n    assert str(e) == 'no'"),
+    "object_arg": ("class O:\n    pass\ndef f(x):\n    raise ValueError(O())\n",
+                   "except ValueError as e:\n    assert str(e).startswith('<')"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAISED))
+def test_the_programs_exception_keeps_its_message(runner, name):
+    source, handler = RAISED[name]
+    v = run(runner, asserts_job(source, [f"try:\n    f(3)\n{handler}\nelse:\n    assert False"]))
+    assert v["status"] == "passed", v
+
+
+def test_exception_arguments_are_plain_data_or_the_reply_is_malformed(runner):
+    """Arguments the program writes itself are decoded as data: a reference among them is
+    malformed (never a handle the judge would stringify), and a replaced class keeps its
+    name in the message."""
+    body = b'{"exc": "ValueError", "msg": "x", "args": {"tuple": [{"ref": 0}]}}'
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)), RAISES.format("ValueError")))
+    assert v["status"] == "runtime_error" and "malformed reply" in v["message"], v
+    body = b'{"exc": "Nope", "msg": "x", "args": {"tuple": ["y"]}}'
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)),
+                              "def check(c):\n    try:\n        c(1)\n    except RuntimeError as e:\n"
+                              "        assert str(e) == 'Nope: x'\n"))
+    assert v["status"] == "passed", v
+    src = "def f(x):\n    raise ExceptionGroup('g', [ValueError(1)])\n"
+    v = run(runner, asserts_job(src, ["try:\n    f(1)\nexcept Exception as e:\n    pass"]))
+    assert v["status"] == "passed", v
+
+
+KINDS = {  # standard types the judge rebuilds as themselves, not as their base type
+    "namedtuple": ("from collections import namedtuple\nP = namedtuple('P', 'x y')\n"
+                   "def f():\n    return P(1, 2)\n",
+                   "p = f()\nassert (p.x, p.y) == (1, 2) and p == (1, 2) and type(p).__name__ == 'P'"
+                   "\nassert p._fields == ('x', 'y') and p._replace(x=5) == (5, 2)"),
+    "counter": ("from collections import Counter\ndef f(s):\n    return Counter(s)\n",
+                "assert f('aab').most_common(1) == [('a', 2)] and f('a')['z'] == 0"),
+    "defaultdict": ("from collections import defaultdict\ndef f():\n"
+                    "    d = defaultdict(int)\n    d['a'] = 1\n    return d\n",
+                    "d = f()\nassert d['b'] == 0 and d == {'a': 1, 'b': 0}"),
+    "defaultdict_other": ("from collections import defaultdict\ndef f():\n"
+                          "    return defaultdict(lambda: 7, a=1), defaultdict(str)\n",
+                          "d, e = f()\nassert type(d) is dict and d == {'a': 1} and e[1] == ''"),
+    "defaultdict_list": ("import collections\ndef f():\n    return collections.defaultdict(list)\n",
+                         "d = f()\nd[1].append(2)\nassert d == {1: [2]}"),
+    "ordereddict": ("from collections import OrderedDict\ndef f():\n"
+                    "    return OrderedDict([(2, 'b'), (1, 'a')])\n",
+                    "from collections import OrderedDict\n"
+                    "assert f() == OrderedDict([(2, 'b'), (1, 'a')]) and list(f()) == [2, 1]\n"
+                    "assert f() != OrderedDict([(1, 'a'), (2, 'b')])"),
+    "builtin_type": ("def f(v):\n    return type(v)\n",
+                     "assert f(1) == int and f('') is str and f([]) is list and f(True) is bool"),
+    "type_argument": ("def f(t):\n    return t('12')\n", "assert f(int) == 12"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_standard_kinds_keep_their_type_in_the_judge(runner, name):
+    source, test = KINDS[name]
+    v = run(runner, asserts_job(source, [test]))
+    assert v["status"] == "passed", v
+
+
+# replies the program writes itself: a namedtuple's type name is refused unless the standard
+# factory accepts it, its field names are renamed where not identifiers (no code through a
+# name), a defaultdict's factory and a type are only builtins ones
+FORGED_KINDS = {
+    "namedtuple_typename": b'{"ok": {"namedtuple": ["P(): pass\\nimport os#", ["x"], [1]]}}',
+    "namedtuple_count": b'{"ok": {"namedtuple": ["P", ["x", "y"], [1]]}}',
+    "defaultdict_factory": b'{"ok": {"defaultdict": ["eval", []]}}',
+    "type_not_builtin": b'{"ok": {"type": "print"}}',
+    "type_unknown": b'{"ok": {"type": "Nope"}}',
+}
+
+
+def test_forged_kinds_are_malformed_and_field_names_are_checked(runner):
+    for name, body in FORGED_KINDS.items():
+        v = run(runner, check_job(FORGE.replace("BODY", repr(body)), RAISES.format("Exception")))
+        assert v["status"] == "runtime_error" and "malformed reply" in v["message"], (name, v)
+    body = b'{"ok": {"namedtuple": ["P", ["x", "def", "_y", "x", "a=f()"], [1, 2, 3, 4, 5]]}}'
+    v = run(runner, check_job(FORGE.replace("BODY", repr(body)),
+                              "def check(c):\n    p = c(1)\n    assert p.x == 1 and p._fields == "
+                              "('x', '_1', '_2', '_3', '_4')\n"))
+    assert v["status"] == "passed", v
+    assert run(runner, CANARY)["status"] == "passed"

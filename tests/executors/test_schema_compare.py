@@ -138,6 +138,27 @@ def test_plain_equal_never_raises(got, want):
     assert plain_equal(got, want) is False
 
 
+def test_fractions_and_decimals_compare_as_numbers():
+    """Exactly against an expected integer, within the tolerance against an expected float."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert plain_equal(Fraction(1, 2), 0.5) and plain_equal([Fraction(6, 2)], [3])
+    assert plain_equal(Decimal("0.5"), 0.5) and plain_equal(Decimal("3.000"), 3)
+    assert plain_equal(Fraction(1, 3), 1 / 3) and not plain_equal(Fraction(1, 3), 0)
+    assert not plain_equal(Decimal("3.0000000001"), 3) and not plain_equal(Decimal(3), True)
+    assert plain_equal(Decimal("NaN"), math.nan) and plain_equal(Decimal("-Infinity"), -math.inf)
+    for got, want in [("sNaN", 3), ("sNaN", 0.5), ("NaN", 1), ("Infinity", 3), ("1e400", math.inf),
+                      ("1e999999999999", 3), ("1e999999999999", 1.5), ("-1e-99999999", 10**4000)]:
+        assert plain_equal(Decimal(got), want) is False  # no error, no huge expansion
+
+
+def test_dict_keys_are_spelled_as_json_spells_them():
+    assert plain_equal({True: 1, False: 2, None: 3}, {"true": 1, "false": 2, "null": 3})
+    assert plain_equal({1.5: 1, math.inf: 2}, {"1.5": 1, "Infinity": 2})
+    assert not plain_equal({True: 1}, {"True": 1})
+
+
 def test_strings_that_are_no_valid_unicode_are_invalid_jobs():
     with pytest.raises(InvalidJob, match="field 'source' contains a lone surrogate"):
         parse_job(job(source="x = '\ud800'"))
