@@ -32,9 +32,9 @@ class CgroupUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class SlotLimits:
-    cpus: float = 1.0  # cores the whole slot may use (cpu.max / cfs quota)
-    memory_mb: int = 4096  # RAM of the whole slot at start (processes, tmpfs, IPC; no swap)
-    pids: int = 512  # tasks (processes and threads) of the whole slot
+    cpus: float  # cores the whole slot may use (cpu.max / cfs quota)
+    memory_mb: int  # RAM of the whole slot at start (processes, tmpfs, IPC; no swap)
+    pids: int  # tasks (processes and threads) of the whole slot
 
 
 @dataclass(frozen=True)
