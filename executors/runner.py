@@ -31,6 +31,7 @@ from .sandbox import (
     release_slots,
 )
 from .sandboxed.codec import decode
+from .sandboxed.hygiene import SWEEP_WAIT_S
 from .sandboxed.zygote import WALL_CAP_FACTOR
 from .schema import InvalidJob, Job, TestResult, Verdict, invalid, job_id_of, parse_job
 
@@ -383,8 +384,10 @@ def duplicate_id(job_id: str) -> Verdict:
 def wall_budget(timeout_s: float, runs: int = 1) -> float:
     """How long the host waits for a reply covering ``runs`` runs of ``timeout_s`` each: a
     run's limit stretches by the time it waited for a CPU, up to WALL_CAP_FACTOR times (see
-    sandboxed.zygote.RunClock), plus room for the sandbox's own work."""
-    return (timeout_s * WALL_CAP_FACTOR + 0.05) * runs + 10
+    sandboxed.zygote.RunClock), and the sweep after the job may wait SWEEP_WAIT_S for killed
+    processes to go before the sandbox gives up on itself; beyond both, room for the reply.
+    (Shorter, and a fork bomb on a loaded node made the host give up first and retry.)"""
+    return (timeout_s * WALL_CAP_FACTOR + 0.05) * runs + SWEEP_WAIT_S + 10
 
 
 def test_count(job: Job) -> int:
