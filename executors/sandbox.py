@@ -271,14 +271,18 @@ def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
     return found
 
 
+def is_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (SIGSTOP) or in a tracing stop, from /proc/<pid>/stat."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+
+
 def infra_state(pid: int) -> dict[str, object]:
     """What a same-uid process could change about ``pid`` to cripple later jobs: its rlimits,
     nice value, scheduling policy and priority, CPU affinity, OOM score adjustment, and
     whether it is stopped (SIGSTOP: the next job's spawn would wait on it until the host gives
     up)."""
-    state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     return {
-        "run state (stopped)": state in ("T", "t"),
+        "run state (stopped)": is_stopped(pid),
         "rlimits": Path(f"/proc/{pid}/limits").read_text(),
         "nice": os.getpriority(os.PRIO_PROCESS, pid),
         "scheduling policy": (os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority),
@@ -390,11 +394,10 @@ class Sandbox:
         """The fork server or template, if a job has stopped it (the host pid), else None."""
         for pid in self._baseline:
             try:
-                state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+                if is_stopped(pid):
+                    return pid
             except (OSError, IndexError):
                 continue  # gone: the channel's end of file says so
-            if state in ("T", "t"):
-                return pid
         return None
 
     def close(self) -> None:
