@@ -454,6 +454,35 @@ def judge_value(encoded: Any, expected: Any, time_s: float) -> TestResult:
     return TestResult("passed" if ok else "failed", time_s, "" if ok else "wrong return value")
 
 
+def record_value(encoded: Any, time_s: float) -> tuple[TestResult, Any]:
+    """One call-format case of a ``record`` job: the returned value as plain JSON, which
+    ``plain_equal`` matches against exactly what was returned; a value JSON cannot hold
+    exactly (a set, a non-string dict key, NaN or an infinity, a Fraction) fails the case."""
+    try:
+        return TestResult("passed", time_s), to_plain(decode(encoded))
+    except UNJUDGEABLE as e:
+        return TestResult("failed", time_s, f"return value not recorded: {e}"), None
+
+
+def to_plain(v: Any, depth: int = 0) -> Any:
+    """``v`` as JSON data (tuples as lists); ValueError naming what JSON cannot hold."""
+    if depth > 100:
+        raise ValueError("nested more than 100 deep")
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{v} is not a JSON number")
+        return v
+    if isinstance(v, (list, tuple)):
+        return [to_plain(x, depth + 1) for x in v]
+    if isinstance(v, dict):
+        if not all(isinstance(k, str) for k in v):
+            raise ValueError("a dict key that is not a string")
+        return {k: to_plain(x, depth + 1) for k, x in v.items()}
+    raise ValueError(f"a {type(v).__name__} is not plain JSON data")
+
+
 def judge_output(text: str, want: str, how: str, tolerance: float, time_s: float) -> TestResult:
     """One io test: the program's stdout against the expected output."""
     try:
@@ -493,12 +522,18 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
                        **base)
     tests: list[TestResult] = []
     cases = job.tests.get("cases")
+    record = job.tests.get("record", False)
+    if record:
+        base["outputs"] = [None] * len(cases)
     for r in lines[1:]:
         if "setup_error" in r:
             return Verdict(job.id, "failed", 0, test_count(job), [], 0.0,
                            message=f"test setup failed: {r['setup_error']}", **base)
         t = r.get("time", 0.0)
-        if "value" in r:  # call format: compare on the host
+        if "value" in r and record:  # call format, record: keep the value
+            result, base["outputs"][r["i"]] = record_value(r["value"], t)
+            tests.append(result)
+        elif "value" in r:  # call format: compare on the host
             tests.append(judge_value(r["value"], cases[r["i"]]["expected"], t))
         elif r["status"] == "passed":
             tests.append(TestResult("passed", t))

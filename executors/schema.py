@@ -96,6 +96,9 @@ class Verdict:
     retries: int = 0
     cached_compile: bool = False
     schema: int = SCHEMA_VERSION
+    # call tests with "record": the value each case returned, as plain JSON (None where the
+    # case raised or returned something JSON cannot hold exactly); absent otherwise
+    outputs: list[Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.outputs is None:
+            del d["outputs"]
         d["duration_s"] = round(self.duration_s, 6)
         for t in d["tests"]:
             t["time_s"] = round(t["time_s"], 6)
@@ -190,9 +195,15 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
         cases = _need(tests, "cases", list, w)
         if not cases:
             raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
+        record = tests.get("record", False)
+        if not isinstance(record, bool):
+            raise InvalidJob(f"{w}: record must be true or false; got {_show(record)}")
         for i, c in enumerate(cases):
-            if not isinstance(c, dict) or "expected" not in c:
+            if not isinstance(c, dict) or not (record or "expected" in c):
                 raise InvalidJob(f"{w}: cases[{i}] must be an object with 'args' and 'expected'")
+            if record and "expected" in c:
+                raise InvalidJob(f"{w}: cases[{i}] has 'expected', but record tests compare "
+                                 "nothing: they return the values")
             if not isinstance(c.get("args", []), list):
                 raise InvalidJob(f"{w}: cases[{i}].args must be a list")
             if not isinstance(c.get("kwargs", {}), dict):

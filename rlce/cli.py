@@ -1,4 +1,4 @@
-"""The ``rlce`` command. ``train``, ``eval`` and ``bench pipeline`` are Hydra applications over
+"""The ``rlce`` command. ``train``, ``eval``, ``synth`` and ``bench pipeline`` are Hydra applications over
 ``conf/`` and the typed schema (``rlce/config.py``), with Hydra's own conventions: ``--help``
 lists the config groups and options, ``--cfg job`` prints the resolved config, ``-m`` runs a
 sweep over comma-separated overrides, ``hydra.run.dir=...`` sets the run folder.
@@ -19,6 +19,8 @@ USAGE = """usage:
   rlce train [key=value ...]            train (no arguments: the embedded default)
   rlce eval [key=value ...]             pass@k of model.name (a checkpoint folder or a model)
                                         on eval.set, e.g. eval=humaneval
+  rlce synth [key=value ...]            synthetic problems and tests, kept where execution
+                                        confirms them (synth.mode=propose or augment)
   rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
   rlce bench publish [--engines 1 2 4]  weight publish time to rollout engines vs a copy floor
   rlce submit [--address URL] [key=value ...]
@@ -97,6 +99,10 @@ class _Task:
                 from rlce.train import train
 
                 train(cfg, run_dir)
+            elif self.command == "synth":
+                from rlce.synth.run import synth
+
+                synth(cfg, run_dir)
             elif self.command == "eval":
                 from rlce.train import evaluate_model
 
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         given = {a.split("=")[0].lstrip("+~") for a in argv[2:]}
         return run_hydra("bench pipeline", [o for o in PIPELINE_DEFAULTS
                                             if o.split("=")[0] not in given] + argv[2:])
-    if argv[:1] in (["train"], ["eval"]):
+    if argv[:1] in (["train"], ["eval"], ["synth"]):
         return run_hydra(argv[0], argv[1:])
     print(USAGE, file=sys.stderr)
     return EXIT_CONFIG

@@ -119,6 +119,68 @@ class ClusterConfig:
     name: str = "laptop"  # the preset's name, recorded with the run
 
 
+SYNTH_SEEDS = ("shipped", "data", "topics", "failures")
+
+
+@dataclass
+class SynthConfig:
+    """``rlce synth``: problems written by a teacher model and kept only where execution
+    confirms them (``mode=propose``), or more tests for problems that have a reference
+    solution (``mode=augment``). See rlce/synth/pipeline.py for the stages."""
+
+    mode: str = "propose"  # propose (new problems) or augment (more tests for data.*)
+    teacher: Optional[str] = None  # any model id or folder; null: model.name
+    # what the teacher starts from: shipped (the shipped Python function problems as
+    # examples), data (data.* as training reads it), topics (synth.topics), failures (the
+    # problems a run of rlce train fails: synth.from_run)
+    seeds: str = "shipped"
+    topics: Optional[list[str]] = None
+    from_run: Optional[str] = None  # failures: the run folder of rlce train
+    fail_below: float = 0.0  # failures: problems whose pass rate is at most this
+    proposals: int = 64  # teacher answers asked for (seeds are cycled)
+    per_seed: int = 4  # answers per seed prompt
+    temperature: float = 0.8
+    max_tokens: int = 768
+    min_tests: int = 3  # test inputs that must survive execution
+    max_tests: int = 20
+    mutants: int = 12  # mutants of the reference each problem's tests must face
+    min_mutation_score: float = 0.6
+    timeout_s: float = 5.0  # each reference, mutant and trivial run
+    extra_inputs: int = 10  # augment: new inputs tried per problem
+    ngram: int = 10  # decontamination: words in a row a statement may not share
+    code_ngram: int = 20  # decontamination: tokens in a row a solution may not share
+    policy_samples: int = 0  # samples of model.name per kept problem; 0: no difficulty band
+    band_low: float = 0.0  # with policy_samples: keep pass rates strictly between these
+    band_high: float = 1.0
+    recheck: Optional[str] = None  # augment: an eval JSON of rlce train/eval whose passing
+    #  programs are judged again on the augmented tests (the original tests' false positives)
+    out: Optional[str] = None  # the problem file; null: problems.jsonl in the run folder
+
+    def __post_init__(self) -> None:
+        one_of("synth.mode", self.mode, ("propose", "augment"))
+        one_of("synth.seeds", self.seeds, SYNTH_SEEDS)
+        if self.mode == "propose" and self.seeds == "topics" and not self.topics:
+            raise ValueError("synth.seeds=topics needs synth.topics, a list of topics")
+        if self.mode == "propose" and self.seeds == "failures" and not (
+                self.from_run and Path(self.from_run).expanduser().is_dir()):
+            raise ValueError(f"synth.seeds=failures needs synth.from_run, the folder of a "
+                             f"run of rlce train; got {self.from_run!r}")
+        for name in ("proposals", "per_seed", "min_tests", "mutants", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"synth.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_tests < self.min_tests:
+            raise ValueError(f"synth.max_tests={self.max_tests} is below synth.min_tests="
+                             f"{self.min_tests}")
+        if not 0 <= self.min_mutation_score <= 1:
+            raise ValueError(f"synth.min_mutation_score must lie in [0, 1], got "
+                             f"{self.min_mutation_score}")
+        if not 0 <= self.band_low < self.band_high <= 1:
+            raise ValueError(f"synth.band_low < synth.band_high in [0, 1] needed, got "
+                             f"{self.band_low} and {self.band_high}")
+        if self.recheck and not Path(self.recheck).expanduser().is_file():
+            raise ValueError(f"synth.recheck={self.recheck} is not a file")
+
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -132,6 +194,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
     seed: int = 0  # sampling, the learner's initialisation of its RNGs, evaluation draws
 
     @property

@@ -405,6 +405,12 @@ class Controller:
         # programs the sandboxes ran (identical ones are judged once by the fleet)
         m["throughput/executions_per_s"] = (fm.get("submitted", 0.0) - executed0) * per_s
         m["_samples"] = records[:self.samples_kept]
+        counts: dict[str, list[int]] = {}
+        for r in records:  # every judged sample of the step, per problem: [passed, judged]
+            c = counts.setdefault(r["problem"], [0, 0])
+            c[0] += r["status"] == "passed"
+            c[1] += 1
+        m["_pass_counts"] = counts
         return m
 
 

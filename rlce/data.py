@@ -53,6 +53,9 @@ def parse_problem(row: Any, where: str = "") -> Problem:
     tests = row.get("tests")
     if not isinstance(tests, dict) or not tests:
         raise ProblemError(f"{at}problem {row['id']!r} has no tests")
+    if tests.get("record"):
+        raise ProblemError(f"{at}problem {row['id']!r}: its call tests record values instead "
+                           "of judging them ('record': true)")
     try:  # the executor's own validation of the tests for this language
         job = parse_job({"id": row["id"], "language": row["language"], "source": "x",
                          "tests": tests})

@@ -17,6 +17,9 @@ from rlce.config import CONTROLLER_STATE, ConfigError, TrainConfig, to_dict
 from rlce.data import Problem
 
 
+PASS_RATES = "problem_pass_rates.json"
+
+
 def problems_from(cfg: TrainConfig) -> list[Problem] | Any:
     """The training problems named by ``cfg.data``: a list (finite set) or an endless
     iterator (the generator). A set with no usable problem is a ConfigError."""
@@ -222,8 +225,23 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
             checkpoint(step)
         return out
 
+    prompts = {p.id: p.prompt for p in problems} if isinstance(problems, list) else {}
+    pass_counts: dict[str, list[int]] = {}
+
+    def count_passes(counts: dict[str, list[int]]) -> None:
+        """Per-problem training pass rates, kept up to date in the run folder
+        (``problem_pass_rates.json``: what ``rlce synth synth.seeds=failures`` reads)."""
+        for pid, (passed, judged) in counts.items():
+            c = pass_counts.setdefault(pid, [0, 0])
+            c[0] += passed
+            c[1] += judged
+        (run_dir / PASS_RATES).write_text(json.dumps(
+            {pid: {"passed": c[0], "judged": c[1], "prompt": prompts.get(pid)}
+             for pid, c in sorted(pass_counts.items())}, indent=1))
+
     def log(m: dict[str, Any]) -> None:
         step = m["step"]
+        count_passes(m.pop("_pass_counts"))
         table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],
                            r["version"], r["text"][:2000]] for r in m.pop("_samples"))
         logged = {k: v for k, v in m.items() if not k.startswith("_")}

@@ -57,6 +57,33 @@ def test_call_format_compares_on_host_as_plain_data(runner):
     assert [t["status"] for t in v["tests"]] == ["passed", "passed", "failed"]
 
 
+def test_call_record_returns_each_value_as_plain_json(runner):
+    src = ("def f(x):\n    if x == 3:\n        raise ValueError('three')\n"
+           "    if x == 4:\n        return {1, 2}\n    if x == 5:\n        return (x, {'k': [x]})\n"
+           "    return x * 2\n")
+    v = run(runner, {"id": "rec", "language": "python", "source": src, "tests": {
+        "format": "call", "fn_name": "f", "record": True,
+        "cases": [{"args": [i]} for i in range(1, 6)]}})
+    assert v["outputs"] == [2, 4, None, None, [5, {"k": [5]}]]
+    assert [t["status"] for t in v["tests"]] == ["passed", "passed", "runtime_error", "failed",
+                                                 "passed"]
+    assert "set is not plain JSON" in v["tests"][3]["message"]
+    judged = run(runner, {"id": "judged", "language": "python", "source": src, "tests": {
+        "format": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 2}]}})
+    assert judged["status"] == "passed" and "outputs" not in judged
+
+
+def test_call_record_refuses_expected_and_judging_refuses_missing_expected(runner):
+    base = {"language": "python", "source": "def f(x):\n    return x\n"}
+    v = run(runner, {"id": "r1", **base, "tests": {"format": "call", "fn_name": "f",
+                                                   "record": True,
+                                                   "cases": [{"args": [1], "expected": 1}]}})
+    assert v["status"] == "invalid_job" and "record tests compare nothing" in v["message"]
+    v = run(runner, {"id": "r2", **base, "tests": {"format": "call", "fn_name": "f",
+                                                   "cases": [{"args": [1]}]}})
+    assert v["status"] == "invalid_job" and "'args' and 'expected'" in v["message"]
+
+
 def test_syntax_error_is_compile_error(runner):
     v = run(runner, asserts_job("def f(:\n", ["assert f() == 1"]))
     assert v["status"] == "compile_error"

