@@ -96,8 +96,8 @@ class Verdict:
     retries: int = 0
     cached_compile: bool = False
     schema: int = SCHEMA_VERSION
-    # call tests with "record": the value each case returned, as plain JSON (None where the
-    # case raised or returned something JSON cannot hold exactly); absent otherwise
+    # tests with "record": each case's return value (call; as plain JSON) or standard output
+    # (io); None where the case failed or its value cannot be held exactly; absent otherwise
     outputs: list[Any] | None = None
 
     @property
@@ -177,11 +177,16 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
         cases = _need(tests, "cases", list, w)
         if not cases:
             raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
+        record = _record_flag(tests, w)
         for i, c in enumerate(cases):
             if not isinstance(c, dict):
                 raise InvalidJob(f"{w}: cases[{i}] must be an object")
             _need(c, "input", str, f"{w}: cases[{i}]")
-            _need(c, "output", str, f"{w}: cases[{i}]")
+            if record and "output" in c:
+                raise InvalidJob(f"{w}: cases[{i}] has 'output', but record tests compare "
+                                 "nothing: they return the outputs")
+            if not record:
+                _need(c, "output", str, f"{w}: cases[{i}]")
         compare = tests.get("compare", "whitespace")
         if compare not in COMPARATORS:
             raise InvalidJob(f"{w}: compare must be one of {', '.join(COMPARATORS)}; got {_show(compare)}")
@@ -195,9 +200,7 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
         cases = _need(tests, "cases", list, w)
         if not cases:
             raise InvalidJob(f"{w}: cases is empty; a job needs at least one test")
-        record = tests.get("record", False)
-        if not isinstance(record, bool):
-            raise InvalidJob(f"{w}: record must be true or false; got {_show(record)}")
+        record = _record_flag(tests, w)
         for i, c in enumerate(cases):
             if not isinstance(c, dict) or not (record or "expected" in c):
                 raise InvalidJob(f"{w}: cases[{i}] must be an object with 'args' and 'expected'")
@@ -209,6 +212,13 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
             if not isinstance(c.get("kwargs", {}), dict):
                 raise InvalidJob(f"{w}: cases[{i}].kwargs must be an object")
     return tests
+
+
+def _record_flag(tests: dict[str, Any], w: str) -> bool:
+    record = tests.get("record", False)
+    if not isinstance(record, bool):
+        raise InvalidJob(f"{w}: record must be true or false; got {_show(record)}")
+    return record
 
 
 def _limits(v: Any) -> Limits:

@@ -137,6 +137,10 @@ class SynthConfig:
     topics: Optional[list[str]] = None
     from_run: Optional[str] = None  # failures: the run folder of rlce train
     fail_below: float = 0.0  # failures: problems whose pass rate is at most this
+    # function (a Python function with call tests), io (a program over stdin/stdout,
+    # whose tests then judge it in every one of synth.languages) or both (alternating)
+    kind: str = "function"
+    languages: list[str] = field(default_factory=lambda: ["python"])
     proposals: int = 64  # teacher answers asked for (seeds are cycled)
     per_seed: int = 4  # answers per seed prompt
     temperature: float = 0.8
@@ -159,6 +163,11 @@ class SynthConfig:
     def __post_init__(self) -> None:
         one_of("synth.mode", self.mode, ("propose", "augment"))
         one_of("synth.seeds", self.seeds, SYNTH_SEEDS)
+        one_of("synth.kind", self.kind, ("function", "io", "both"))
+        for lang in self.languages:
+            one_of("synth.languages", lang, ("python", "javascript", "go", "rust", "cpp"))
+        if not self.languages:
+            raise ValueError("synth.languages must name at least one language")
         if self.mode == "propose" and self.seeds == "topics" and not self.topics:
             raise ValueError("synth.seeds=topics needs synth.topics, a list of topics")
         if self.mode == "propose" and self.seeds == "failures" and not (

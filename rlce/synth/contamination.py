@@ -82,7 +82,7 @@ class Decontaminator:
                 self.code_grams.setdefault(g, i.id)
         self.sets = sorted({i.id.split("/")[0] for i in items})
 
-    def check(self, fn_name: str, statement: str, solution: str) -> None:
+    def check(self, fn_name: str | None, statement: str, solution: str) -> None:
         """Rejected("contaminated", what overlaps which evaluation problem) or nothing."""
         if fn_name in self.names:
             raise Rejected("contaminated", f"function name {fn_name!r} is "
@@ -113,7 +113,7 @@ class Deduper:
             raise Rejected("duplicate", f"the statement repeats {self.statements[key]}'s")
         self.statements[key] = owner
 
-    def check_tests(self, fn_name: str, cases: list[dict], owner: str) -> None:
+    def check_tests(self, fn_name: str | None, cases: list[dict], owner: str) -> None:
         key = json.dumps([fn_name, sorted(json.dumps(c, sort_keys=True) for c in cases)])
         if key in self.tests:
             raise Rejected("duplicate", f"the tests repeat {self.tests[key]}'s")

@@ -88,7 +88,8 @@ def _sites(tree: ast.AST) -> Iterator[tuple[str, int, Edit]]:
             yield "constant", i, partial(_add, d=-1)
         elif isinstance(node, ast.If):
             yield "branches", i, _swap_branches if node.orelse else _negate_test
-        if isinstance(node, (ast.FunctionDef, ast.For, ast.While, ast.If, ast.With)) \
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.For, ast.While, ast.If,
+                             ast.With)) \
                 and len(node.body) >= 2:
             for j, stmt in enumerate(node.body):
                 if not isinstance(stmt, ast.Return):
@@ -124,12 +125,21 @@ def mutants(source: str, limit: int, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
-def trivial_programs(fn_name: str, outputs: list) -> list[tuple[str, str]]:
+def trivial_programs(fn_name: str | None, outputs: list) -> list[tuple[str, str]]:
     """Programs that ignore their input: a constant (``None``, ``0``, ``True``, ``""``,
     ``[]`` ... and each of the tests' three most common expected values), or the first
-    argument unchanged. Tests any of them passes do not test the problem."""
+    argument unchanged; for a stdin/stdout program (``fn_name`` None): printing nothing,
+    one of the three most common outputs, or the input itself. Tests any of them passes do
+    not test the problem."""
     import json
     from collections import Counter
+
+    if fn_name is None:
+        common = Counter(outputs).most_common(3)
+        out = [("no output", "pass\n"),
+               ("the input echoed", "import sys\nsys.stdout.write(sys.stdin.read())\n")]
+        return out + [(f"always prints {text[:40]!r}",
+                       f"import sys\nsys.stdout.write({text!r})\n") for text, _ in common]
 
     consts = ["None", "0", "1", "-1", "True", "False", "''", "[]", "{}"]
     common = Counter(json.dumps(o, sort_keys=True) for o in outputs).most_common(3)

@@ -35,7 +35,10 @@ from executors.compare import plain_equal
 from rlce.synth.contamination import Decontaminator, Deduper
 from rlce.synth.inputs import more_inputs
 from rlce.synth.mutants import mutants, trivial_programs
-from rlce.synth.proposal import Proposal, Rejected, Seed, parse
+from rlce.synth.proposal import Proposal, Rejected, Seed, parse, parse_io
+
+LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript (Node.js)", "go": "Go",
+                  "rust": "Rust", "cpp": "C++"}
 
 OnVerdict = Callable[[dict[str, Any]], None]
 
@@ -65,6 +68,7 @@ class SynthParams:
     timeout_s: float = 5.0  # each reference, mutant or trivial run
     extra_inputs: int = 10  # augment: new inputs tried per problem
     seed: int = 0
+    languages: tuple[str, ...] = ("python",)  # io problems are written for each of these
 
 
 @dataclass
@@ -72,7 +76,7 @@ class Item:
     """One problem on its way through the stages."""
 
     key: str
-    fn_name: str
+    fn_name: str | None  # None: a stdin/stdout program (io tests)
     reference: str
     inputs: list[dict[str, Any]]
     seed: Seed | None = None
@@ -110,13 +114,13 @@ class Pipeline:
         self._lock = threading.Lock()
 
     # -- input
-    def feed(self, text: str, seed: Seed) -> None:
-        """One teacher answer for ``seed``: parsed and checked now, executed in the
-        background."""
+    def feed(self, text: str, seed: Seed, kind: str = "function") -> None:
+        """One teacher answer for ``seed`` (a ``function`` or an ``io`` program, as asked):
+        parsed and checked now, executed in the background."""
         self.proposed += 1
         key = f"p{self._next()}"
         try:
-            prop = parse(text, self.p.min_tests)
+            prop = (parse if kind == "function" else parse_io)(text, self.p.min_tests)
             if self.decon:
                 self.decon.check(prop.fn_name, prop.statement, prop.solution)
             self.dedupe.check_statement(prop.statement, key)
@@ -185,7 +189,8 @@ class Pipeline:
     def _execute(self, item: Item) -> None:
         self.items[item.key] = item
         cases = [dict(i) for i in item.inputs]
-        record = {"format": "call", "fn_name": item.fn_name, "record": True}
+        record = ({"format": "call", "fn_name": item.fn_name, "record": True} if item.fn_name
+                  else {"format": "io", "record": True})
         self._submit(item, "run", item.reference, {**record, "cases": cases})
         self._submit(item, "rerun", item.reference, {**record, "cases": cases[::-1]})
 
@@ -220,10 +225,12 @@ class Pipeline:
                 item.dropped["not_plain_data"] += 1
             elif not (plain_equal(outs_a[i], outs_b[i]) and plain_equal(outs_b[i], outs_a[i])):
                 item.dropped["nondeterministic"] += 1
-            else:
+            elif item.fn_name:
                 cases.append({**item.inputs[i], "expected": outs_a[i]})
+            else:
+                cases.append({"input": item.inputs[i]["input"], "output": outs_a[i]})
         for c in cases:
-            if not c["kwargs"]:
+            if not c.get("kwargs", True):
                 del c["kwargs"]
         item.figures["inputs_dropped"] = dict(item.dropped)
         if item.original is not None:
@@ -248,6 +255,8 @@ class Pipeline:
                                                       f"expected output for args {k[:200]}")
 
     def _tests(self, item: Item, cases: list[dict[str, Any]]) -> dict[str, Any]:
+        if item.fn_name is None:
+            return {"format": "io", "cases": cases, "compare": "whitespace"}
         return {"format": "call", "fn_name": item.fn_name, "cases": cases}
 
     def _validate(self, item: Item) -> None:
@@ -257,7 +266,7 @@ class Pipeline:
             raise Rejected("no_mutants", "the reference has nothing to mutate, so the tests "
                                          "cannot be shown to tell a wrong program apart")
         item.figures["mutant_kinds"] = Counter(k for k, _ in muts)
-        outputs = [c["expected"] for c in item.cases]
+        outputs = [c["expected"] if item.fn_name else c["output"] for c in item.cases]
         for i, (what, src) in enumerate(trivial_programs(item.fn_name, outputs)):
             item.figures.setdefault("trivial_names", {})[f"trivial{i}"] = what
             self._submit(item, f"trivial{i}", src, tests)
@@ -313,14 +322,27 @@ class Pipeline:
             prop = item.proposal
             digest = hashlib.sha256(json.dumps([prop.statement, item.cases],
                                                sort_keys=True).encode()).hexdigest()[:10]
-            pid = f"synth/{item.fn_name}-{digest}"
+            pid = f"synth/{item.fn_name or 'io'}-{digest}"
+            prov = {"teacher": self.teacher, "seed": item.seed.id, "seed_kind": item.seed.kind,
+                    **fig, "tests": len(item.cases)}
+            tests = self._tests(item, item.cases)
+            if item.fn_name is None:  # io tests judge a program in any language
+                for lang in self.p.languages:
+                    row = {"id": pid if lang == "python" else f"{pid}/{lang}",
+                           "language": lang, "difficulty": "synthetic",
+                           "prompt": prop.prompt(LANGUAGE_NAMES.get(lang, lang)),
+                           "tests": tests, "provenance": {**prov, "reference_language":
+                                                          "python"}}
+                    if lang == "python":
+                        row["reference"] = item.reference
+                    else:
+                        row["provenance"]["reference"] = item.reference
+                    self.accepted.append(row)
+                self._record(item.key, item.seed, item, "accepted", pid)
+                return
             row = {"id": pid, "language": "python", "difficulty": "synthetic",
-                   "prompt": prop.prompt(),
-                   "tests": {"format": "call", "fn_name": item.fn_name, "cases": item.cases},
-                   "reference": item.reference,
-                   "provenance": {"teacher": self.teacher, "seed": item.seed.id,
-                                  "seed_kind": item.seed.kind, **fig,
-                                  "tests": len(item.cases)}}
+                   "prompt": prop.prompt(), "tests": tests, "reference": item.reference,
+                   "provenance": prov}
         self.accepted.append(row)
         self._record(item.key, item.seed, item, "accepted", pid)
 

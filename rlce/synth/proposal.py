@@ -32,6 +32,28 @@ Give at least {min_tests} test calls with literal arguments (numbers, strings, l
 including edge cases."""
 
 
+FORMAT_IO = """Answer in exactly this format, with nothing after the tests:
+
+Problem:
+<the task in plain words: what the program reads from standard input and what it prints>
+
+Solution:
+```python
+<a complete Python program that reads standard input and prints the answer>
+```
+
+Tests:
+```text
+<one complete standard input>
+```
+```text
+<another complete standard input>
+```
+Give at least {min_tests} test inputs, each in its own text block, including edge cases."""
+
+KINDS = ("function", "io")
+
+
 @dataclass(frozen=True)
 class Seed:
     """Where a proposal comes from: an example problem, a topic, or a problem the policy
@@ -42,7 +64,10 @@ class Seed:
     text: str
 
 
-def teacher_prompt(seed: Seed, min_tests: int) -> str:
+def teacher_prompt(seed: Seed, min_tests: int, kind: str = "function") -> str:
+    """What the teacher is asked: a new exercise from ``seed``, answered as a function
+    (``kind="function"``) or as a program over standard input and output (``"io"``)."""
+    fmt = FORMAT if kind == "function" else FORMAT_IO
     if seed.kind == "topic":
         ask = f"Write a new Python programming exercise about {seed.text}."
     elif seed.kind == "failure":
@@ -53,7 +78,10 @@ def teacher_prompt(seed: Seed, min_tests: int) -> str:
         ask = ("Here is a Python programming exercise:\n\n"
                f"{seed.text}\n\n"
                "Write a new, different exercise on a related idea.")
-    return f"{ask}\n\n{FORMAT.format(min_tests=min_tests)}"
+    if kind == "io":
+        ask += (" It must be solved by a program that reads standard input and prints its "
+                "answer.")
+    return f"{ask}\n\n{fmt.format(min_tests=min_tests)}"
 
 
 class Rejected(Exception):
@@ -69,15 +97,22 @@ class Rejected(Exception):
 class Proposal:
     statement: str
     solution: str
-    fn_name: str
-    signature: str  # "name(a, b)" as the solution declares it
-    inputs: list[dict[str, Any]]  # {"args": [...], "kwargs": {...}}
+    fn_name: str | None  # the function the tests call; None for a stdin/stdout program
+    signature: str  # "name(a, b)" as the solution declares it; "" for a program
+    inputs: list[dict[str, Any]]  # {"args": [...], "kwargs": {...}}, or {"input": "..."}
     skipped_inputs: int = 0  # test lines that were not a call with literal arguments
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def prompt(self) -> str:
-        """The problem as the policy is asked it."""
-        return f"{self.statement}\n\nWrite it as a Python function `{self.signature}`."
+    @property
+    def kind(self) -> str:
+        return "function" if self.fn_name else "io"
+
+    def prompt(self, language: str = "Python") -> str:
+        """The problem as the policy is asked it (a program in ``language`` for io)."""
+        if self.fn_name:
+            return f"{self.statement}\n\nWrite it as a Python function `{self.signature}`."
+        return (f"{self.statement}\n\nWrite a {language} program that reads standard input "
+                "and writes the answer to standard output.")
 
 
 SECTION = re.compile(r"^[ \t]*(?:#+[ \t]*)?\**(problem|solution|tests?)\**[ \t]*(?::\**|$)",
@@ -137,6 +172,33 @@ def parse(text: str, min_tests: int = 1) -> Proposal:
     if len(inputs) < min_tests:
         raise Rejected("too_few_tests", f"{len(inputs)} distinct test inputs, {min_tests} needed")
     return Proposal(statement, solution.strip() + "\n", name, signature, inputs, skipped)
+
+
+def parse_io(text: str, min_tests: int = 1) -> Proposal:
+    """A stdin/stdout answer (``FORMAT_IO``) as a Proposal, or Rejected."""
+    parts = sections(text)
+    statement = parts.get("problem", "").strip()
+    if len(statement) < 20:
+        raise Rejected("no_statement", f"the Problem section has {len(statement)} characters")
+    solution = first_block(parts.get("solution", ""))
+    if solution is None or not solution.strip():
+        raise Rejected("no_solution", "no code block under Solution")
+    try:
+        ast.parse(solution)
+    except (SyntaxError, ValueError) as e:
+        raise Rejected("solution_syntax", f"{type(e).__name__}: {e}") from None
+    if not re.search(r"\binput\s*\(|sys\.stdin|open\(\s*0", solution):
+        raise Rejected("no_stdin", "the program never reads standard input")
+    if solution.strip() in statement:
+        raise Rejected("statement_leaks_solution", "the statement holds the program")
+    blocks = [body for _, body, _ in FENCE.findall(parts.get("tests", ""))]
+    inputs = unique_inputs([{"input": b if b.endswith("\n") else b + "\n"}
+                            for b in blocks if b.strip()])
+    if not inputs:
+        raise Rejected("no_test_inputs", "no text block under Tests")
+    if len(inputs) < min_tests:
+        raise Rejected("too_few_tests", f"{len(inputs)} distinct test inputs, {min_tests} needed")
+    return Proposal(statement, solution.strip() + "\n", None, "", inputs)
 
 
 def test_calls(src: str, functions: set[str]) -> tuple[list[tuple[str, dict]], int]:
@@ -200,7 +262,7 @@ def plain(v: Any) -> Any:
 def unique_inputs(inputs: list[dict]) -> list[dict]:
     seen, out = set(), []
     for i in inputs:
-        key = repr((i["args"], sorted(i["kwargs"].items())))
+        key = repr(i["input"]) if "input" in i else repr((i["args"], sorted(i["kwargs"].items())))
         if key not in seen:
             seen.add(key)
             out.append(i)

@@ -33,7 +33,7 @@ from rlce.synth.contamination import (
     normalised,
 )
 from rlce.synth.pipeline import Pipeline, SynthParams
-from rlce.synth.proposal import Seed, teacher_prompt
+from rlce.synth.proposal import KINDS, Seed, teacher_prompt
 
 
 def problem_row(p: Problem) -> dict[str, Any]:
@@ -98,7 +98,8 @@ def params(cfg: TrainConfig) -> SynthParams:
     s = cfg.synth
     return SynthParams(min_tests=s.min_tests, max_tests=s.max_tests, mutants=s.mutants,
                        min_mutation_score=s.min_mutation_score, timeout_s=s.timeout_s,
-                       extra_inputs=s.extra_inputs, seed=cfg.seed)
+                       extra_inputs=s.extra_inputs, seed=cfg.seed,
+                       languages=tuple(s.languages))
 
 
 def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
@@ -187,17 +188,18 @@ def propose(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, seeds: list[Se
 
     s = cfg.synth
     n_prompts = math.ceil(s.proposals / s.per_seed)
-    chosen = [seeds[i % len(seeds)] for i in range(n_prompts)]
-    by_prompt = {f"{seed.id}@{i}": seed for i, seed in enumerate(chosen)}
-    prompts = [Prompt(pid, messages=({"role": "user",
-                                      "content": teacher_prompt(seed, s.min_tests)},))
-               for pid, seed in by_prompt.items()]
+    kinds = KINDS if s.kind == "both" else (s.kind,)
+    by_prompt = {f"{seeds[i % len(seeds)].id}@{i}": (seeds[i % len(seeds)],
+                                                    kinds[i % len(kinds)])
+                 for i in range(n_prompts)}
+    prompts = [Prompt(pid, messages=({"role": "user", "content": teacher_prompt(
+        seed, s.min_tests, kind)},)) for pid, (seed, kind) in by_prompt.items()]
     settings = SamplingSettings(n=s.per_seed, temperature=s.temperature,
                                 max_tokens=s.max_tokens, seed=cfg.seed)
     with tqdm(total=n_prompts * s.per_seed, desc="teacher answers", unit="answer",
               disable=not show) as bar:
         for sample in RolloutPool(engines).generate(prompts, settings):
-            pipe.feed(sample.text, by_prompt[sample.problem_id])
+            pipe.feed(sample.text, *by_prompt[sample.problem_id])
             bar.update(1)
     pipe.finish()
 
@@ -241,7 +243,8 @@ def difficulty_band(cfg: TrainConfig, engines: list[Any] | None, fleet: Any, pip
         passed, judged = counts.get(row["id"], [0, 0])
         rate = passed / judged if judged else None
         row["provenance"]["base_pass_rate"] = rate
-        entry = next(e for e in pipe.log if e["detail"] == row["id"])
+        entry = next(e for e in pipe.log if e["outcome"] == "accepted" and (
+            row["id"] == e["detail"] or row["id"].startswith(e["detail"] + "/")))
         entry["base_pass_rate"] = rate
         if rate is not None and s.band_low < rate < s.band_high:
             kept.append(row)

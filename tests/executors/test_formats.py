@@ -84,6 +84,18 @@ def test_call_record_refuses_expected_and_judging_refuses_missing_expected(runne
     assert v["status"] == "invalid_job" and "'args' and 'expected'" in v["message"]
 
 
+def test_io_record_returns_each_case_stdout(runner):
+    src = "n = int(input())\nif n < 0:\n    raise SystemExit(3)\nprint(n * 2)\nprint('x')\n"
+    v = run(runner, {"id": "rio", "language": "python", "source": src, "tests": {
+        "format": "io", "record": True, "cases": [{"input": "4\n"}, {"input": "-1\n"},
+                                                  {"input": "0\n"}]}})
+    assert v["outputs"] == ["8\nx\n", None, "0\nx\n"]
+    assert [t["status"] for t in v["tests"]] == ["passed", "runtime_error", "passed"]
+    bad = run(runner, {"id": "rio2", "language": "python", "source": src, "tests": {
+        "format": "io", "record": True, "cases": [{"input": "1\n", "output": "2"}]}})
+    assert bad["status"] == "invalid_job" and "record tests compare nothing" in bad["message"]
+
+
 def test_syntax_error_is_compile_error(runner):
     v = run(runner, asserts_job("def f(:\n", ["assert f() == 1"]))
     assert v["status"] == "compile_error"

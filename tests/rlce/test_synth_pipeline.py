@@ -165,3 +165,69 @@ def test_augment_adds_inputs_and_raises_the_mutation_score(executor, decon):
     p.augment(wrong)
     p.finish()
     assert not p.accepted and p.log[0]["outcome"] == "reference_disagrees"
+
+
+IO_ANSWER = """Problem:
+The first line holds n, the second line n integers. Print the largest of them and, on the
+next line, how many times it occurs.
+
+Solution:
+```python
+n = int(input())
+xs = list(map(int, input().split()))
+best = max(xs)
+print(best)
+print(xs.count(best))
+```
+
+Tests:
+```text
+3
+1 5 5
+```
+```text
+1
+-7
+```
+```text
+4
+2 9 3 1
+```
+"""
+JS_SOLUTION = ("const [n, line] = require('fs').readFileSync(0, 'utf8').split('\\n');\n"
+               "const xs = line.trim().split(/\\s+/).map(Number);\n"
+               "const best = Math.max(...xs);\n"
+               "console.log(best);\nconsole.log(xs.filter(x => x === best).length);\n")
+
+
+def test_io_problem_is_written_for_every_language_and_judges_each(executor, decon):
+    p = Pipeline(executor, SynthParams(mutants=10, languages=("python", "javascript")), decon)
+    p.feed(IO_ANSWER, SEED, kind="io")
+    p.finish()
+    assert outcome(p)[0] == "accepted", p.log
+    py, js = sorted(p.accepted, key=lambda r: r["language"] != "python")
+    assert (py["language"], js["language"]) == ("python", "javascript")
+    assert js["id"] == py["id"] + "/javascript" and js["tests"] == py["tests"]
+    assert [c["output"] for c in py["tests"]["cases"]] == ["5\n2\n", "-7\n1\n", "9\n1\n"]
+    assert "JavaScript (Node.js) program" in js["prompt"] and "reference" not in js
+    job = parse_problem(js).job(JS_SOLUTION, "js-check")
+    verdict = next(iter(executor.runner.run([job])))
+    assert verdict["status"] == "passed", verdict
+    wrong = parse_problem(js).job(JS_SOLUTION.replace("Math.max", "Math.min"), "js-wrong")
+    assert next(iter(executor.runner.run([wrong])))["status"] == "failed"
+
+
+def test_io_tests_an_echo_passes_are_rejected(executor, decon):
+    echo = IO_ANSWER.replace("best = max(xs)\nprint(best)\nprint(xs.count(best))",
+                             "print(n)\nprint(' '.join(map(str, xs)))")
+    p = run_kind(executor, decon, [echo], "io")
+    assert outcome(p) == ("trivial_pass", "a program that ignores its input passes: "
+                                          "the input echoed")
+
+
+def run_kind(executor, decon, texts, kind):
+    p = Pipeline(executor, SynthParams(mutants=10), decon)
+    for t in texts:
+        p.feed(t, SEED, kind=kind)
+    p.finish()
+    return p

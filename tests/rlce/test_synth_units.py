@@ -12,7 +12,7 @@ from rlce.config import ConfigError
 from rlce.synth.contamination import Decontaminator, Deduper, EvalItem, code_tokens, normalised
 from rlce.synth.inputs import more_inputs, shape_of
 from rlce.synth.mutants import mutants, trivial_programs
-from rlce.synth.proposal import Rejected, Seed, parse, sections, teacher_prompt
+from rlce.synth.proposal import Rejected, Seed, parse, parse_io, sections, teacher_prompt
 from rlce.synth.run import failure_seeds
 
 SOLUTION = "def double_all(xs):\n    return [x * 2 for x in xs]\n"
@@ -147,3 +147,24 @@ def test_failure_seeds_are_the_problems_a_run_fails_worst_first(tmp_path):
                                                        ("b", "failure", "B")]
     with pytest.raises(ConfigError, match="problem_pass_rates.json"):
         failure_seeds(tmp_path / "nothing", 0.0)
+
+
+def io_answer(solution="n = int(input())\nprint(n * n)\n", tests=("2", "3\n", "0")):
+    blocks = "".join(f"```text\n{t}\n```\n" for t in tests)
+    return (f"Problem:\nRead an integer n from the input and print its square.\n\n"
+            f"Solution:\n```python\n{solution}```\n\nTests:\n{blocks}")
+
+
+def test_parse_io_takes_each_text_block_as_one_input():
+    p = parse_io(io_answer(), 3)
+    assert p.fn_name is None and p.kind == "io"
+    assert p.inputs == [{"input": "2\n"}, {"input": "3\n\n"}, {"input": "0\n"}]
+    assert "Write a Go program that reads standard input" in p.prompt("Go")
+    for text, reason in [(io_answer(solution="print(4)\n"), "no_stdin"),
+                         (io_answer(tests=()), "no_test_inputs"),
+                         (io_answer(tests=("1", "1")), "too_few_tests"),
+                         (io_answer(solution="n = int(input(\n"), "solution_syntax")]:
+        with pytest.raises(Rejected) as e:
+            parse_io(text, 3)
+        assert e.value.reason == reason
+    assert "standard input" in teacher_prompt(Seed("s", "topic", "sums"), 3, "io")
