@@ -137,8 +137,8 @@ def first_block(text: str) -> str | None:
     return m.group(2) if m else None
 
 
-def parse(text: str, min_tests: int = 1) -> Proposal:
-    """The teacher's answer as a Proposal, or Rejected naming the first thing wrong."""
+def _common(text: str) -> tuple[dict[str, str], str, str, ast.Module]:
+    """The sections, statement, solution and its syntax tree every answer must have."""
     parts = sections(text)
     statement = parts.get("problem", "").strip()
     if len(statement) < 20:
@@ -150,6 +150,12 @@ def parse(text: str, min_tests: int = 1) -> Proposal:
         tree = ast.parse(solution)
     except (SyntaxError, ValueError) as e:
         raise Rejected("solution_syntax", f"{type(e).__name__}: {e}") from None
+    return parts, statement, solution, tree
+
+
+def parse(text: str, min_tests: int = 1) -> Proposal:
+    """The teacher's answer as a Proposal, or Rejected naming the first thing wrong."""
+    parts, statement, solution, tree = _common(text)
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if not functions:
         raise Rejected("no_function", "the solution defines no top-level function")
@@ -176,17 +182,7 @@ def parse(text: str, min_tests: int = 1) -> Proposal:
 
 def parse_io(text: str, min_tests: int = 1) -> Proposal:
     """A stdin/stdout answer (``FORMAT_IO``) as a Proposal, or Rejected."""
-    parts = sections(text)
-    statement = parts.get("problem", "").strip()
-    if len(statement) < 20:
-        raise Rejected("no_statement", f"the Problem section has {len(statement)} characters")
-    solution = first_block(parts.get("solution", ""))
-    if solution is None or not solution.strip():
-        raise Rejected("no_solution", "no code block under Solution")
-    try:
-        ast.parse(solution)
-    except (SyntaxError, ValueError) as e:
-        raise Rejected("solution_syntax", f"{type(e).__name__}: {e}") from None
+    parts, statement, solution, _ = _common(text)
     if not re.search(r"\binput\s*\(|sys\.stdin|open\(\s*0", solution):
         raise Rejected("no_stdin", "the program never reads standard input")
     if solution.strip() in statement:
