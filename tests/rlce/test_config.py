@@ -31,18 +31,18 @@ def leaves(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, ty
 # options whose generic test value (default + 2, "custom", ...) would not pass their check;
 # None: a path that must name a real file or folder (those checks are tested below)
 SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
-               "rollout.dtype": "bfloat16", "learner.schedule": "cosine",
-               "learner.dtype": "bfloat16", "learner.device": "cpu", "algo.estimator": "rloo",
-               "algo.aggregation": "seq_mean", "algo.kl_kind": "k1", "algo.overlong": "filter",
-               "algo.top_p": None, "data.source": "generator", "data.on_error": "raise",
-               "eval.set": "humaneval", "reward.name": "fraction", "logging.mode": "offline",
-               "checkpoint.resume": None, "data.path": None, "eval.path": None,
-               "algo.stop": ["END"], "eval.k": [1, 2], "model.name": "tiny-llama-test",
-               "executor.sandbox": None, "algo.clip_low": 0.1, "learner.min_lr_ratio": 0.5,
-               "executor.timeout_s": 3.0, "algo.temperature": 0.9, "executor.min_actors": 0,
-               "synth.mode": "augment", "synth.seeds": "data", "synth.kind": "io",
-               "synth.topics": ["sums", "strings"], "synth.from_run": None,
-               "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9}
+           "rollout.dtype": "bfloat16", "learner.schedule": "cosine",
+           "learner.dtype": "bfloat16", "learner.device": "cpu", "algo.estimator": "rloo",
+           "algo.aggregation": "seq_mean", "algo.kl_kind": "k1", "algo.overlong": "filter",
+           "algo.top_p": None, "data.source": "generator", "data.on_error": "raise",
+           "eval.set": "humaneval", "reward.name": "fraction", "logging.mode": "offline",
+           "checkpoint.resume": None, "data.path": None, "eval.path": None,
+           "algo.stop": ["END"], "eval.k": [1, 2], "model.name": "tiny-llama-test",
+           "executor.sandbox": None, "algo.clip_low": 0.1, "learner.min_lr_ratio": 0.5,
+           "executor.timeout_s": 3.0, "algo.temperature": 0.9, "executor.min_actors": 0,
+           "synth.mode": "augment", "synth.seeds": "data", "synth.kind": "io",
+           "synth.topics": ["sums", "strings"], "synth.from_run": None,
+           "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:
