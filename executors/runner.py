@@ -33,7 +33,17 @@ from .sandbox import (
 from .sandboxed.codec import decode
 from .sandboxed.hygiene import SWEEP_WAIT_S
 from .sandboxed.zygote import WALL_CAP_FACTOR
-from .schema import InvalidJob, Job, TestResult, Verdict, invalid, job_id_of, parse_job
+from .schema import (
+    INT_PRINT_LIMIT,
+    InvalidJob,
+    Job,
+    TestResult,
+    Verdict,
+    _utf8_problem,
+    invalid,
+    job_id_of,
+    parse_job,
+)
 
 TAIL = 2048  # bytes of stdout/stderr kept in a verdict
 MEMORY_MARKERS = ("MemoryError", "bad_alloc", "memory allocation of", "out of memory",
@@ -468,7 +478,15 @@ def to_plain(v: Any, depth: int = 0) -> Any:
     """``v`` as JSON data (tuples as lists); ValueError naming what JSON cannot hold."""
     if depth > 100:
         raise ValueError("nested more than 100 deep")
-    if v is None or isinstance(v, (bool, int, str)):
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        if not -INT_PRINT_LIMIT < v < INT_PRINT_LIMIT:  # no JSON writer of ours prints it
+            raise ValueError("an integer of more than 4300 digits")
+        return v
+    if isinstance(v, str):
+        if _utf8_problem(v):
+            raise ValueError(f"a string with {_utf8_problem(v)}")
         return v
     if isinstance(v, float):
         if v != v or v in (float("inf"), float("-inf")):
@@ -477,8 +495,8 @@ def to_plain(v: Any, depth: int = 0) -> Any:
     if isinstance(v, (list, tuple)):
         return [to_plain(x, depth + 1) for x in v]
     if isinstance(v, dict):
-        if not all(isinstance(k, str) for k in v):
-            raise ValueError("a dict key that is not a string")
+        if not all(isinstance(k, str) and not _utf8_problem(k) for k in v):
+            raise ValueError("a dict key that is not a valid Unicode string")
         return {k: to_plain(x, depth + 1) for k, x in v.items()}
     raise ValueError(f"a {type(v).__name__} is not plain JSON data")
 

@@ -162,6 +162,8 @@ def _check_tests(language: str, tests: Any, allow_js_asserts: bool) -> dict[str,
     if language == "javascript" and fmt == "asserts" and not allow_js_asserts:
         raise InvalidJob(JS_ASSERTS_REFUSED)
     w = f"tests ({fmt})"
+    if "record" in tests and fmt not in ("call", "io"):
+        raise InvalidJob(f"{w}: only call and io tests can record their outputs")
     if fmt == "check":
         _need(tests, "code", str, w)
         _check_entry(_need(tests, "entry_point", str, w), w)

@@ -56,6 +56,8 @@ def shape_of(values: list[Any]) -> Shape:
         return Shape("choice", examples=values)
     (kind,) = kinds
     if kind in ("int", "float"):
+        if max(abs(v) for v in values) > 1e15:  # past floats' exact integers: reuse them
+            return Shape("choice", examples=values)
         return Shape(kind, lo=min(values), hi=max(values), examples=values)
     if kind == "str":
         chars = "".join(sorted(set("".join(values))))
@@ -136,7 +138,7 @@ def draw(s: Shape, rng: random.Random, edge: int = -1) -> Any:
 
 
 def _length(s: Shape, rng: random.Random, edge: int) -> int:
-    top = min(max(s.max_len * 2, s.min_len + 3), 24)
+    top = max(min(max(s.max_len * 2, s.min_len + 3), 24), s.min_len)
     if edge == 0:
         return s.min_len
     if edge == 1:

@@ -98,7 +98,15 @@ def _sites(tree: ast.AST) -> Iterator[tuple[str, int, Edit]]:
 
 def mutants(source: str, limit: int, seed: int = 0) -> list[tuple[str, str]]:
     """Up to ``limit`` distinct mutants of ``source`` as (kind, source), drawn with ``seed``
-    from every site when there are more; none that is the same program as the reference."""
+    from every site when there are more; none that is the same program as the reference.
+    A program too deeply nested to copy or write back has none."""
+    try:
+        return _mutants(source, limit, seed)
+    except (RecursionError, MemoryError):
+        return []
+
+
+def _mutants(source: str, limit: int, seed: int) -> list[tuple[str, str]]:
     tree = ast.parse(source)
     reference = ast.unparse(tree)
     sites = list(_sites(tree))

@@ -40,6 +40,11 @@ from rlce.synth.proposal import Proposal, Rejected, Seed, parse, parse_io
 LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript (Node.js)", "go": "Go",
                   "rust": "Rust", "cpp": "C++"}
 
+# an expected value longer than this (as JSON) is not kept: it would be copied into every
+# validation job and training row, and no statement describes such an output by hand
+MAX_EXPECTED_CHARS = 20_000
+STALL_S = 600.0  # longest wait for any verdict while problems are in flight
+
 OnVerdict = Callable[[dict[str, Any]], None]
 
 
@@ -103,6 +108,7 @@ class Pipeline:
         self.executor, self.p = executor, params
         self.decon, self.dedupe = decontaminator, deduper or Deduper()
         self.teacher = teacher
+        self.on_record: Callable[[dict[str, Any]], None] | None = None  # each log record
         self.events: queue.Queue = queue.Queue()
         self.items: dict[str, Item] = {}
         self.accepted: list[dict[str, Any]] = []
@@ -127,6 +133,10 @@ class Pipeline:
         except Rejected as r:
             self._record(key, seed, None, r.reason, r.detail, text=text)
             return
+        except Exception as e:  # noqa: BLE001 - one answer must never end the run
+            self._record(key, seed, None, "internal_error", f"{type(e).__name__}: {e}"[:500],
+                         text=text)
+            return
         item = Item(key, prop.fn_name, prop.solution, prop.inputs[: self.p.max_tests * 2],
                     seed=seed, proposal=prop)
         item.figures["text"] = text
@@ -140,7 +150,12 @@ class Pipeline:
         key = f"a{self._next()}"
         tests = row["tests"]
         old = [{"args": c.get("args", []), "kwargs": c.get("kwargs", {})} for c in tests["cases"]]
-        new = more_inputs(old, self.p.extra_inputs, self.p.seed + self._n)
+        try:
+            new = more_inputs(old, self.p.extra_inputs, self.p.seed + self._n)
+        except Exception as e:  # noqa: BLE001 - one problem must never end the run
+            self._record(key, None, None, "internal_error", f"new inputs for {row['id']}: "
+                                                            f"{type(e).__name__}: {e}"[:500])
+            return
         item = Item(key, tests["fn_name"], row["reference"], old + new, original=row)
         item.figures["original_cases"] = len(old)
         self._execute(item)
@@ -161,14 +176,23 @@ class Pipeline:
 
     def drain(self, block: bool) -> None:
         """Handle the verdicts that came back; with ``block``, until no problem is left in
-        flight."""
+        flight. An executor that stops (``check()`` raises) or returns nothing for
+        ``STALL_S`` while problems wait ends the wait with an error."""
+        last = time.monotonic()
         while self.items:
             try:
                 key, name, verdict = self.events.get(block=block, timeout=1.0 if block else None)
             except queue.Empty:
-                if block:
-                    continue
-                return
+                if not block:
+                    return
+                check = getattr(self.executor, "check", None)
+                if check:
+                    check()
+                if time.monotonic() - last > STALL_S:
+                    raise TimeoutError(f"the executor returned no verdict for {STALL_S:.0f} s "
+                                       f"while {len(self.items)} problems waited")
+                continue
+            last = time.monotonic()
             item = self.items.get(key)
             if item is None:
                 continue
@@ -178,9 +202,14 @@ class Pipeline:
                 try:
                     self._advance(item)
                 except Rejected as r:
-                    del self.items[key]
-                    self.dedupe.release(key)
-                    self._record(key, item.seed, item, r.reason, r.detail)
+                    self._drop(item, r.reason, r.detail)
+                except Exception as e:  # noqa: BLE001 - one problem must never end the run
+                    self._drop(item, "internal_error", f"{type(e).__name__}: {e}"[:500])
+
+    def _drop(self, item: Item, reason: str, detail: str) -> None:
+        self.items.pop(item.key, None)
+        self.dedupe.release(item.key)
+        self._record(item.key, item.seed, item, reason, detail)
 
     def finish(self) -> None:
         self.drain(block=True)
@@ -225,6 +254,8 @@ class Pipeline:
                 item.dropped["not_plain_data"] += 1
             elif not (plain_equal(outs_a[i], outs_b[i]) and plain_equal(outs_b[i], outs_a[i])):
                 item.dropped["nondeterministic"] += 1
+            elif len(json.dumps(outs_a[i])) > MAX_EXPECTED_CHARS:
+                item.dropped["output_too_large"] += 1
             elif item.fn_name:
                 cases.append({**item.inputs[i], "expected": outs_a[i]})
             else:
@@ -266,6 +297,7 @@ class Pipeline:
             raise Rejected("no_mutants", "the reference has nothing to mutate, so the tests "
                                          "cannot be shown to tell a wrong program apart")
         item.figures["mutant_kinds"] = Counter(k for k, _ in muts)
+        self._submit(item, "reference", item.reference, tests)
         outputs = [c["expected"] if item.fn_name else c["output"] for c in item.cases]
         for i, (what, src) in enumerate(trivial_programs(item.fn_name, outputs)):
             item.figures.setdefault("trivial_names", {})[f"trivial{i}"] = what
@@ -274,20 +306,29 @@ class Pipeline:
             self._submit(item, f"mutant{i}", src, tests)
 
     def _score(self, item: Item) -> tuple[int, int]:
-        """(killed, judged) mutants; a sandbox error judges nothing."""
+        """(killed, judged) mutants; a sandbox error (or a job refused) judges nothing."""
         ms = [v for n, v in item.verdicts.items() if n.startswith("mutant")
-              and v["status"] != "sandbox_error"]
+              and v["status"] not in ("sandbox_error", "invalid_job")]
         return sum(v["status"] != "passed" for v in ms), len(ms)
 
     def _judge_validation(self, item: Item) -> None:
+        ref = item.verdicts["reference"]
+        if ref["status"] != "passed":  # e.g. state kept between calls, which reordering hid
+            raise Rejected("reference_fails_tests", f"{ref['status']}: "
+                                                    f"{ref.get('message', '')[:300]}")
+        for name, v in item.verdicts.items():
+            if name.startswith("trivial") and v["status"] in ("sandbox_error", "invalid_job"):
+                raise Rejected("sandbox_error", f"{item.figures['trivial_names'][name]} was "
+                                                f"not judged: {v.get('message', '')[:300]}")
         passing = [item.figures["trivial_names"][n] for n, v in sorted(item.verdicts.items())
                    if n.startswith("trivial") and v["status"] == "passed"]
         if passing:
             raise Rejected("trivial_pass", f"a program that ignores its input passes: "
                                            f"{passing[0]}")
         killed, judged = self._score(item)
-        if not judged:
-            raise Rejected("sandbox_error", "no mutant could be judged")
+        submitted = sum(n.startswith("mutant") for n in item.verdicts)
+        if judged * 2 < submitted:
+            raise Rejected("sandbox_error", f"{judged} of {submitted} mutants were judged")
         score = killed / judged
         item.figures.update(mutation_score=round(score, 4), mutants=judged, killed=killed)
         if item.original is not None:  # augment: also score the original tests
@@ -353,10 +394,13 @@ class Pipeline:
         fig = {k: v for k, v in (item.figures if item else {}).items()
                if k in ("mutation_score", "mutants", "killed", "inputs_dropped",
                         "mutation_score_before")}
-        self.log.append({"key": key, "seed": seed.id if seed else None,
-                         "problem": item.original["id"] if item and item.original else None,
-                         "outcome": outcome, "detail": detail, **fig,
-                         "text": text or (item.figures.get("text", "") if item else "")})
+        rec = {"key": key, "seed": seed.id if seed else None,
+               "problem": item.original["id"] if item and item.original else None,
+               "outcome": outcome, "detail": detail, **fig,
+               "text": text or (item.figures.get("text", "") if item else "")}
+        self.log.append(rec)
+        if self.on_record:
+            self.on_record(rec)
 
     def report(self) -> dict[str, Any]:
         return {"proposed": self.proposed, "accepted": len(self.accepted),

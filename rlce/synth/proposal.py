@@ -148,7 +148,7 @@ def _common(text: str) -> tuple[dict[str, str], str, str, ast.Module]:
         raise Rejected("no_solution", "no code block under Solution")
     try:
         tree = ast.parse(solution)
-    except (SyntaxError, ValueError) as e:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         raise Rejected("solution_syntax", f"{type(e).__name__}: {e}") from None
     return parts, statement, solution, tree
 
@@ -172,8 +172,11 @@ def parse(text: str, min_tests: int = 1) -> Proposal:
     (name,) = names
     if re.search(rf"\bdef\s+{re.escape(name)}\b", statement):
         raise Rejected("statement_leaks_solution", "the statement defines the function")
-    fn = functions[name]
-    signature = f"{name}({ast.unparse(fn.args)})"
+    try:
+        signature = f"{name}({ast.unparse(functions[name].args)})"
+    except (RecursionError, MemoryError) as e:
+        raise Rejected("solution_syntax", f"the signature cannot be written back: "
+                                          f"{type(e).__name__}") from None
     inputs = unique_inputs([args for _, args in calls])
     if len(inputs) < min_tests:
         raise Rejected("too_few_tests", f"{len(inputs)} distinct test inputs, {min_tests} needed")
@@ -187,7 +190,8 @@ def parse_io(text: str, min_tests: int = 1) -> Proposal:
         raise Rejected("no_stdin", "the program never reads standard input")
     if solution.strip() in statement:
         raise Rejected("statement_leaks_solution", "the statement holds the program")
-    blocks = [body for _, body, _ in FENCE.findall(parts.get("tests", ""))]
+    # closed blocks only: a block the token limit cut off holds a truncated input
+    blocks = [body for _, body, end in FENCE.findall(parts.get("tests", "")) if end]
     inputs = unique_inputs([{"input": b if b.endswith("\n") else b + "\n"}
                             for b in blocks if b.strip()])
     if not inputs:
@@ -217,7 +221,7 @@ def test_calls(src: str, functions: set[str]) -> tuple[list[tuple[str, dict]], i
 def _literal_call(line: str, functions: set[str]) -> tuple[str, dict] | None:
     try:
         tree = ast.parse(line)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \

@@ -132,9 +132,19 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
                      job_type=f"synth-{s.mode}", settings=wandb.Settings(quiet=True))
     fleet = ExecutorFleet(cfg.executor)
     engines: list[Any] = []
+    out = Path(s.out).expanduser() if s.out else run_dir / "problems.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pipe = Pipeline(fleet, params(cfg), decon, dedupe, teacher)
+    log_file = (run_dir / "proposals.jsonl").open("w", encoding="utf-8")
+
+    def write_record(rec: dict[str, Any]) -> None:  # as each answer is decided
+        log_file.write(json.dumps(rec) + "\n")
+        log_file.flush()
+
+    pipe.on_record = write_record
+    kept: list[dict[str, Any]] | None = None
     t0 = time.perf_counter()
     try:
-        pipe = Pipeline(fleet, params(cfg), decon, dedupe, teacher)
         if s.mode == "propose":
             from actors.rollout import spawn_rollout_actors
 
@@ -150,25 +160,28 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         else:
             say(f"rlce synth: augmenting the tests of {len(rows)} problems", show)
             for row in rows:
-                if row.get("_not_augmentable"):
-                    continue
-                pipe.augment(row)
+                if not row.get("_not_augmentable"):
+                    pipe.augment(row)
             pipe.finish()
             kept = merge_augmented(rows, pipe.accepted)
         wall = time.perf_counter() - t0
         report = yield_report(cfg, pipe, wall, fleet)
         if s.mode == "augment" and s.recheck:
-            report["recheck"] = recheck(Path(s.recheck), rows, pipe.accepted, fleet)
+            report["recheck"] = recheck(Path(s.recheck).expanduser(), rows, pipe.accepted,
+                                        fleet)
     finally:
         import ray
 
+        log_file.close()
+        # problems kept before a failure are not lost; an augmented set is written only
+        # whole (a part of it would drop problems)
+        if kept is None and s.mode == "propose":
+            kept = pipe.accepted
+        if kept is not None:
+            out.write_text("".join(json.dumps(r) + "\n" for r in kept))
         for e in engines:
             ray.kill(e)
         fleet.close()
-    out = Path(s.out).expanduser() if s.out else run_dir / "problems.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    (run_dir / "proposals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pipe.log))
     report["problems_file"] = str(out)
     (run_dir / "report.json").write_text(json.dumps(report, indent=1))
     log_wandb(run, report, pipe)
@@ -189,9 +202,10 @@ def propose(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, seeds: list[Se
     s = cfg.synth
     n_prompts = math.ceil(s.proposals / s.per_seed)
     kinds = KINDS if s.kind == "both" else (s.kind,)
-    by_prompt = {f"{seeds[i % len(seeds)].id}@{i}": (seeds[i % len(seeds)],
-                                                    kinds[i % len(kinds)])
-                 for i in range(n_prompts)}
+    # both kinds alternate, and a seed seen again gets the other kind
+    by_prompt = {f"{seeds[i % len(seeds)].id}@{i}": (
+        seeds[i % len(seeds)], kinds[(i + i // len(seeds)) % len(kinds)])
+        for i in range(n_prompts)}
     prompts = [Prompt(pid, messages=({"role": "user", "content": teacher_prompt(
         seed, s.min_tests, kind)},)) for pid, (seed, kind) in by_prompt.items()]
     settings = SamplingSettings(n=s.per_seed, temperature=s.temperature,
@@ -238,21 +252,33 @@ def difficulty_band(cfg: TrainConfig, engines: list[Any] | None, fleet: Any, pip
         c = counts.setdefault(rec["problem"], [0, 0])
         c[0] += rec["status"] == "passed"
         c[1] += 1
-    kept = []
+    apply_band(pipe, counts, s.band_low, s.band_high)
+
+
+def apply_band(pipe: Pipeline, counts: dict[str, list[int]], low: float, high: float) -> None:
+    """Keep the accepted rows whose policy pass rate (``counts``: id -> [passed, judged])
+    lies strictly between ``low`` and ``high``. A proposal written in several languages is
+    kept in those whose rate is inside; one kept in none counts once under the reason of
+    its first row (too_hard, too_easy, or policy_not_judged)."""
+    kept, outcome = [], {}
     for row in pipe.accepted:
         passed, judged = counts.get(row["id"], [0, 0])
         rate = passed / judged if judged else None
         row["provenance"]["base_pass_rate"] = rate
-        entry = next(e for e in pipe.log if e["outcome"] == "accepted" and (
-            row["id"] == e["detail"] or row["id"].startswith(e["detail"] + "/")))
-        entry["base_pass_rate"] = rate
-        if rate is not None and s.band_low < rate < s.band_high:
+        base = row["id"].split("/")[0] + "/" + row["id"].split("/")[1]  # synth/<name>-<hash>
+        entry = next(e for e in pipe.log if e["detail"] == base)
+        entry.setdefault("base_pass_rate", rate)
+        if rate is not None and low < rate < high:
             kept.append(row)
-            continue
-        reason = "too_hard" if rate is not None and rate <= s.band_low else "too_easy"
-        reason = reason if rate is not None else "policy_not_judged"
-        pipe.reasons[reason] += 1
-        entry["outcome"] = reason
+            outcome[base] = "accepted"
+        elif outcome.get(base) != "accepted":
+            reason = ("policy_not_judged" if rate is None else
+                      "too_hard" if rate <= low else "too_easy")
+            outcome.setdefault(base, reason)
+    for base, reason in outcome.items():
+        if reason != "accepted":
+            pipe.reasons[reason] += 1
+            next(e for e in pipe.log if e["detail"] == base)["outcome"] = reason
     pipe.accepted[:] = kept
 
 

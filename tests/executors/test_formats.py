@@ -68,6 +68,12 @@ def test_call_record_returns_each_value_as_plain_json(runner):
     assert [t["status"] for t in v["tests"]] == ["passed", "passed", "runtime_error", "failed",
                                                  "passed"]
     assert "set is not plain JSON" in v["tests"][3]["message"]
+    odd = run(runner, {"id": "rec-odd", "language": "python", "tests": {
+        "format": "call", "fn_name": "g", "record": True, "cases": [{"args": [1]}, {"args": [2]}]},
+        "source": "def g(x):\n    return 10 ** 5000 if x == 1 else chr(55296)\n"})
+    assert odd["outputs"] == [None, None]  # neither can be written as JSON by the host
+    assert "more than 4300 digits" in odd["tests"][0]["message"]
+    assert "lone surrogate" in odd["tests"][1]["message"]
     judged = run(runner, {"id": "judged", "language": "python", "source": src, "tests": {
         "format": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 2}]}})
     assert judged["status"] == "passed" and "outputs" not in judged
@@ -82,6 +88,9 @@ def test_call_record_refuses_expected_and_judging_refuses_missing_expected(runne
     v = run(runner, {"id": "r2", **base, "tests": {"format": "call", "fn_name": "f",
                                                    "cases": [{"args": [1]}]}})
     assert v["status"] == "invalid_job" and "'args' and 'expected'" in v["message"]
+    v = run(runner, {"id": "r3", **base, "tests": {"format": "asserts", "record": True,
+                                                   "asserts": ["assert f(1) == 1"]}})
+    assert v["status"] == "invalid_job" and "only call and io tests can record" in v["message"]
 
 
 def test_io_record_returns_each_case_stdout(runner):

@@ -8,7 +8,7 @@ import pytest
 from executors.runner import Runner
 from rlce.data import parse_problem
 from rlce.synth.contamination import Decontaminator, humaneval_items
-from rlce.synth.mutants import trivial_programs
+from rlce.synth.mutants import mutants, trivial_programs
 from rlce.synth.pipeline import Pipeline, RunnerExecutor, SynthParams
 from rlce.synth.proposal import Seed
 
@@ -70,9 +70,11 @@ def test_valid_proposal_is_accepted_with_outputs_from_execution(executor, decon)
     problem = parse_problem(row)  # loadable as a training problem, as it is
     assert problem.tests["fn_name"] == "sum_even_squares"
     assert "sum_even_squares(xs)" in problem.prompt
+    # two reference runs, the reference on the final tests, trivial programs, mutants
+    reference = row["reference"]
     assert p.report() == {"proposed": 1, "accepted": 1, "rejected": {},
-                          "executions": 2 + len(trivial_programs("f", [20, 0, 40, 0, 200]))
-                          + prov["mutants"]}
+                          "executions": 3 + len(trivial_programs("f", [20, 0, 40, 0, 200]))
+                          + len(mutants(reference, 10))}
 
 
 def test_malformed_proposals_are_rejected_with_their_reason(executor, decon):
@@ -124,6 +126,40 @@ def test_reference_failures_reject_inputs_or_the_problem(executor, decon):
     reason, detail = outcome(p, 1)
     assert reason == "too_few_tests" and "'nondeterministic': 3" in detail
     assert outcome(p, 2)[0] == "reference_timeout"
+
+
+def test_a_reference_that_fails_its_own_final_tests_is_rejected(executor, decon):
+    # its output depends on how many calls came before: running the inputs again in reverse
+    # does not show it (the dropped input shifts every later case), judging the tests does
+    stmt = "Return ten times the integer x, plus something about the calls made so far."
+    counting = answer(stmt, "calls = 0\ndef tag(x):\n    global calls\n    calls += 1\n"
+                            "    if x < 0:\n        raise ValueError(x)\n"
+                            "    return x * 10 + calls % 2\n",
+                      ["tag(-1)", "tag(1)", "tag(2)", "tag(3)", "tag(4)"])
+    p = run(executor, decon, [counting])
+    reason, detail = outcome(p)
+    assert reason == "reference_fails_tests" and detail.startswith("failed"), p.log
+
+
+def test_outputs_json_cannot_carry_drop_their_inputs(executor, decon):
+    stmt = "Return a value built from the integer n as the long rule in this text says."
+    odd = answer(stmt, "def odd(n):\n    if n == 3:\n        return chr(55296)\n"
+                       "    if n == 4:\n        return 10 ** 5000\n    return n + 1\n",
+                 ["odd(1)", "odd(2)", "odd(3)", "odd(4)", "odd(5)"])
+    p = run(executor, decon, [odd], min_tests=4)
+    reason, detail = outcome(p)
+    assert reason == "too_few_tests" and "'not_plain_data': 2" in detail
+
+
+def test_answers_too_deep_for_the_parser_are_rejected_not_fatal(executor, decon):
+    stmt = "Return x after a long chain of operations described at length in this text."
+    deep = answer(stmt, "def deep(x):\n    return " + "-" * 3000 + "x\n",
+                  ["deep(1)", "deep(2)", "deep(3)"])
+    chain = answer(stmt + " Chained.", "def chain(x):\n    return x" + " + 1" * 400 + "\n",
+                   ["chain(1)", "chain(2)", "chain(3)"])
+    p = run(executor, decon, [deep, chain])
+    assert outcome(p, 0)[0] == "solution_syntax"
+    assert outcome(p, 1)[0] == "no_mutants", p.log  # too deep to copy: nothing to mutate
 
 
 def test_tests_that_do_not_discriminate_are_rejected(executor, decon):

@@ -13,7 +13,8 @@ from rlce.synth.contamination import Decontaminator, Deduper, EvalItem, code_tok
 from rlce.synth.inputs import more_inputs, shape_of
 from rlce.synth.mutants import mutants, trivial_programs
 from rlce.synth.proposal import Rejected, Seed, parse, parse_io, sections, teacher_prompt
-from rlce.synth.run import failure_seeds
+from rlce.synth.pipeline import Pipeline, SynthParams
+from rlce.synth.run import apply_band, failure_seeds
 
 SOLUTION = "def double_all(xs):\n    return [x * 2 for x in xs]\n"
 
@@ -168,3 +169,31 @@ def test_parse_io_takes_each_text_block_as_one_input():
             parse_io(text, 3)
         assert e.value.reason == reason
     assert "standard input" in teacher_prompt(Seed("s", "topic", "sums"), 3, "io")
+
+
+def test_more_inputs_of_long_and_huge_examples():
+    words = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen"]
+    for i in more_inputs([{"args": [w]} for w in words], 10):
+        assert len(i["args"][0]) >= len(words[1])
+    huge = more_inputs([{"args": [10 ** 400]}, {"args": [3]}], 5)
+    assert all(i["args"][0] in (10 ** 400, 3) for i in huge)  # reused, never a float range
+
+
+def test_deep_programs_have_no_mutants_rather_than_an_error():
+    assert mutants("def f(x):\n    return x" + " + 1" * 600 + "\n", 5) == []
+
+
+def test_band_keeps_rates_strictly_inside_and_counts_each_proposal_once():
+    p = Pipeline(executor=None, params=SynthParams(), decontaminator=None)
+    rows = {"synth/a-1": "synth/a-1", "synth/io-2": "synth/io-2",
+            "synth/io-2/go": "synth/io-2", "synth/c-3": "synth/c-3"}
+    p.accepted = [{"id": rid, "provenance": {}} for rid in rows]
+    p.log = [{"detail": d, "outcome": "accepted"} for d in ("synth/a-1", "synth/io-2",
+                                                             "synth/c-3")]
+    counts = {"synth/a-1": [2, 4], "synth/io-2": [4, 4], "synth/io-2/go": [1, 4],
+              "synth/c-3": [0, 4]}
+    apply_band(p, counts, 0.0, 1.0)
+    assert [r["id"] for r in p.accepted] == ["synth/a-1", "synth/io-2/go"]
+    assert [r["outcome"] for r in p.log] == ["accepted", "accepted", "too_hard"]
+    assert dict(p.reasons) == {"too_hard": 1}
+    assert p.log[1]["base_pass_rate"] == 1.0  # the first language's rate is kept in the log
