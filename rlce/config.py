@@ -103,9 +103,17 @@ class LoggingConfig:
     table_every: int = 5  # a W&B table of sample programs and verdicts every N steps
     samples_per_step: int = 16  # sample records per step kept for that table
     progress: bool = True
+    # every executed sample as Parquet shards in <run>/trajectories (rlce/trajectories.py):
+    # all, passed (only programs that passed) or none; at most trajectories_max_mb
+    trajectories: str = "all"
+    trajectories_max_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         one_of("logging.mode", self.mode, ("auto", "online", "offline", "disabled"))
+        one_of("logging.trajectories", self.trajectories, ("all", "passed", "none"))
+        if self.trajectories_max_mb <= 0:
+            raise ValueError(f"logging.trajectories_max_mb must be > 0, got "
+                             f"{self.trajectories_max_mb}")
 
     def wandb_mode(self) -> str:
         if self.mode == "auto":

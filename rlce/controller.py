@@ -126,11 +126,13 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
         if on_verdict:
             on_verdict()
 
+    programs: dict[str, str] = {}
     for s in pool.generate([prompt_for(p) for p in problems], settings):
         samples.append(s)
         problem = by_id[s.problem_id]
-        fleet.submit(problem.job(program_for(problem, s.text), f"{s.problem_id}#{s.index}"),
-                     take)
+        sid = f"{s.problem_id}#{s.index}"
+        programs[sid] = program_for(problem, s.text)
+        fleet.submit(problem.job(programs[sid], sid), take)
     gen_s = time.perf_counter() - t0
     if len(samples) < expected:  # aborted requests: their verdicts never come
         expected = len(samples)
@@ -169,7 +171,12 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
         stats.rewards.append(r)
         records.append({"problem": s.problem_id, "language": by_id[s.problem_id].language,
                         "status": v.status, "reward": r, "version": s.policy_version,
-                        "tokens": len(s.completion_ids), "text": s.text})
+                        "tokens": len(s.completion_ids), "text": s.text,
+                        # the trajectory store's fields (rlce/trajectories.py)
+                        "prompt": by_id[s.problem_id].prompt, "completion": s.text,
+                        "program": programs[f"{s.problem_id}#{s.index}"], "passed": v.passed,
+                        "total": v.total, "policy_version": s.policy_version,
+                        "generate_latency_s": s.latency_s, "execute_s": v.duration_s})
     groups = [TrainGroup(pid, tuple(ss)) for pid, ss in grouped.items() if len(ss) > 1]
     stats.execute_tail_s = max(0.0, exec_done_at - t0 - gen_s)
     stats.wall_s = time.perf_counter() - t0
@@ -405,6 +412,7 @@ class Controller:
         # programs the sandboxes ran (identical ones are judged once by the fleet)
         m["throughput/executions_per_s"] = (fm.get("submitted", 0.0) - executed0) * per_s
         m["_samples"] = records[:self.samples_kept]
+        m["_records"] = records
         counts: dict[str, list[int]] = {}
         for r in records:  # every judged sample of the step, per problem: [passed, judged]
             c = counts.setdefault(r["problem"], [0, 0])

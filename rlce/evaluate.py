@@ -123,6 +123,7 @@ def evaluate(engines: list[ActorHandle], fleet: Fleet, problems: list[Problem],
     out["_per_problem"] = {pid: [sum(r), len(r)] for pid, r in results.items()}
     out["_records"] = [{k: rec[k] for k in ("problem", "status", "tokens", "text")}
                        for rec in batch.records]
+    out["_trajectories"] = batch.records  # every field, for the trajectory store
     return out
 
 

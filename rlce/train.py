@@ -20,6 +20,13 @@ from rlce.data import Problem
 PASS_RATES = "problem_pass_rates.json"
 
 
+def trajectory_store(cfg: TrainConfig, run_dir: Path) -> Any:
+    from rlce.trajectories import TrajectoryStore
+
+    return TrajectoryStore(run_dir / "trajectories", cfg.logging.trajectories,
+                           cfg.logging.trajectories_max_mb)
+
+
 def problems_from(cfg: TrainConfig) -> list[Problem] | Any:
     """The training problems named by ``cfg.data``: a list (finite set) or an endless
     iterator (the generator). A set with no usable problem is a ConfigError."""
@@ -221,10 +228,13 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.algo.steps:
             out.update(evaluate(f"after step {step}"))
+            store.add(out.pop("_trajectories"), f"eval-step{step}", step)
+            store.flush()
         if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.algo.steps:
             checkpoint(step)
         return out
 
+    store = trajectory_store(cfg, run_dir)
     prompts = {p.id: p.prompt for p in problems} if isinstance(problems, list) else {}
     pass_counts: dict[str, list[int]] = {}
 
@@ -242,6 +252,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     def log(m: dict[str, Any]) -> None:
         step = m["step"]
         count_passes(m.pop("_pass_counts"))
+        store.add(m.pop("_records"), "train", step)
+        store.flush()
         table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],
                            r["version"], r["text"][:2000]] for r in m.pop("_samples"))
         logged = {k: v for k, v in m.items() if not k.startswith("_")}
@@ -260,6 +272,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     try:
         if cfg.eval.before:
             evals["before"] = evaluate("before training")
+            store.add(evals["before"].pop("_trajectories"), "eval-before", start_step)
+            store.flush()
             _save_eval(run_dir / "eval-before.json", evals["before"])
             run.log(_scalars(evals["before"]), step=start_step)
         bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
@@ -274,6 +288,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         end = history[-1]["step"] if history else start_step
         if cfg.eval.after:
             evals["after"] = evaluate("after training")
+            store.add(evals["after"].pop("_trajectories"), "eval-after", end)
+            store.flush()
             _save_eval(run_dir / "eval-after.json", evals["after"])
             run.log(_scalars(evals["after"]), step=end)
         ckpt = checkpoint(end, final=True)
@@ -351,6 +367,9 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     result = {"model": cfg.model.name, "set": cfg.eval.set, "n": cfg.eval.n,
               "temperature": cfg.eval.temperature, **result}
     run_dir.mkdir(parents=True, exist_ok=True)
+    store = trajectory_store(cfg, run_dir)
+    store.add(result.pop("_trajectories"), "eval", 0)
+    store.flush()
     out = run_dir / "eval.json"
     _save_eval(out, result)
     for k, v in _scalars(result).items():

@@ -42,7 +42,8 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "executor.timeout_s": 3.0, "algo.temperature": 0.9, "executor.min_actors": 0,
            "synth.mode": "augment", "synth.seeds": "data", "synth.kind": "io",
            "synth.topics": ["sums", "strings"], "synth.from_run": None,
-           "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9}
+           "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9,
+           "logging.trajectories": "passed"}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 
@@ -144,6 +145,24 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
             sum(c / n for c, n in e["per_problem"].values()) / 3)
     assert saved[0]["per_problem"].keys() == saved[1]["per_problem"].keys()
     assert "paired by problem:" in out.stdout
+    # every executed sample is in the trajectory store: one shard per step and evaluation
+    store = datasets.load_dataset("parquet", split="train", data_files=sorted(
+        str(f) for f in (run_dir / "trajectories").glob("part-*.parquet")))
+    by_source = {src: [r for r in store if r["source"] == src]
+                 for src in ("eval-before", "train", "eval-after")}
+    assert [len(by_source[k]) for k in ("eval-before", "eval-after")] == \
+        [e["eval/samples"] for e in saved]
+    assert len(by_source["train"]) == sum(r["rollout/samples"] for r in steps) \
+        - sum(r["rollout/sandbox_errors_excluded"] for r in steps)
+    for rec, saved_rec in zip(by_source["eval-before"], saved[0]["records"]):
+        assert (rec["problem"], rec["status"], rec["completion"]) == \
+            (saved_rec["problem"], saved_rec["status"], saved_rec["text"])
+        assert rec["prompt"] and rec["total"] >= rec["passed"] >= 0
+    assert {r["step"] for r in by_source["train"]} == {1, 2}
+    rates = json.loads((run_dir / "problem_pass_rates.json").read_text())
+    assert sum(r["judged"] for r in rates.values()) == len(by_source["train"])
+    assert sum(r["passed"] for r in rates.values()) == sum(
+        r["status"] == "passed" for r in by_source["train"])
 
     # resume from step 1: step 2 again, from the same learner state and the same problems
     out = rlce(["train", *SMALL, "algo.steps=2", "logging.table_every=1", "eval.before=false",

@@ -1,0 +1,88 @@
+"""The trajectory store: every executed sample of a run, as Parquet shards in the run folder
+(``trajectories/part-00000.parquet``, ...), written as the run goes. A shard is written whole
+when the run flushes (after each training step and each evaluation), so a run that is killed
+loses at most the samples since its last flush and every shard on disk stays readable::
+
+    import datasets
+    ds = datasets.load_dataset("parquet", data_files="runs/<time>/trajectories/*.parquet")
+
+``logging.trajectories`` is ``all`` (every sample), ``passed`` (only those whose program
+passed: what rejection-sampling fine-tuning trains on) or ``none``; the store stops at
+``logging.trajectories_max_mb`` and says so once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# (column, Arrow type name): every record has each of them
+COLUMNS = (("source", "string"), ("step", "int64"), ("problem", "string"),
+           ("language", "string"), ("prompt", "string"), ("completion", "string"),
+           ("program", "string"), ("status", "string"), ("passed", "int64"), ("total", "int64"),
+           ("reward", "float64"), ("policy_version", "int64"), ("tokens", "int64"),
+           ("generate_latency_s", "float64"), ("execute_s", "float64"))
+MODES = ("all", "passed", "none")
+
+
+class TrajectoryStore:
+    def __init__(self, folder: Path, mode: str = "all", max_mb: float = 1024.0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"logging.trajectories must be one of {', '.join(MODES)}, "
+                             f"got {mode!r}")
+        self.folder, self.mode, self.max_bytes = Path(folder), mode, int(max_mb * 2**20)
+        self.pending: list[dict[str, Any]] = []
+        self.shards = 0
+        self.rows = 0
+        self.bytes = 0
+        self.full = False
+
+    def add(self, records: list[dict[str, Any]], source: str, step: int) -> None:
+        """Buffer the records of ``source`` (train, eval-before, ...) at ``step``."""
+        if self.mode == "none" or self.full:
+            return
+        for r in records:
+            if self.mode == "passed" and r["status"] != "passed":
+                continue
+            row = {"source": source, "step": step, **{k: r.get(k) for k, _ in COLUMNS
+                                                      if k not in ("source", "step")}}
+            self.pending.append(row)
+
+    def flush(self) -> Path | None:
+        """Write what was buffered as one new shard; the shard's path, or None if nothing
+        was written."""
+        if not self.pending or self.full:
+            self.pending.clear()
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
+        table = pa.Table.from_pylist(self.pending, schema=schema)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"part-{self.shards:05d}.parquet"
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.rename(path)  # a shard is on disk whole or not at all
+        self.shards += 1
+        self.rows += len(self.pending)
+        self.bytes += path.stat().st_size
+        self.pending.clear()
+        if self.bytes >= self.max_bytes:
+            self.full = True
+            logger.warning("the trajectory store in %s reached logging.trajectories_max_mb "
+                           "(%.0f MB): no more samples are recorded in this run", self.folder,
+                           self.max_bytes / 2**20)
+        return path
+
+
+def read(folder: Path) -> list[dict[str, Any]]:
+    """Every record of a store, shard by shard in the order they were written."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for shard in sorted(Path(folder).glob("part-*.parquet")):
+        rows += pq.read_table(shard).to_pylist()
+    return rows

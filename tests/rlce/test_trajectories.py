@@ -1,0 +1,82 @@
+"""The trajectory store: records read back as they were logged, the passed-only and none
+modes, the size cap, and shards that stay readable when the writing process is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rlce.trajectories import COLUMNS, TrajectoryStore, read
+
+
+def record(i: int, status: str = "passed") -> dict:
+    return {"problem": f"p{i}", "language": "python", "prompt": f"prompt {i}",
+            "completion": f"```python\nx = {i}\n```", "program": f"x = {i}\n",
+            "status": status, "passed": 3 if status == "passed" else 1, "total": 3,
+            "reward": 1.0 if status == "passed" else 0.0, "policy_version": i,
+            "tokens": 10 + i, "generate_latency_s": 0.5, "execute_s": 0.01,
+            "text": "kept out of the store"}
+
+
+def test_records_read_back_as_logged(tmp_path):
+    store = TrajectoryStore(tmp_path / "t")
+    logged = [record(i, "passed" if i % 2 else "failed") for i in range(5)]
+    store.add(logged[:3], "train", 1)
+    assert store.flush().name == "part-00000.parquet"
+    store.add(logged[3:], "eval-after", 2)
+    store.flush()
+    assert store.flush() is None  # nothing new: no empty shard
+    rows = read(tmp_path / "t")
+    assert [r["step"] for r in rows] == [1, 1, 1, 2, 2]
+    assert [r["source"] for r in rows] == ["train"] * 3 + ["eval-after"] * 2
+    for row, rec in zip(rows, logged):
+        assert set(row) == {name for name, _ in COLUMNS}
+        assert all(row[k] == rec[k] for k in row if k not in ("source", "step"))
+
+
+def test_passed_and_none_modes_and_a_bad_mode(tmp_path):
+    store = TrajectoryStore(tmp_path / "p", "passed")
+    store.add([record(1), record(2, "failed"), record(3)], "train", 1)
+    store.flush()
+    assert [r["problem"] for r in read(tmp_path / "p")] == ["p1", "p3"]
+    none = TrajectoryStore(tmp_path / "n", "none")
+    none.add([record(1)], "train", 1)
+    assert none.flush() is None and not (tmp_path / "n").exists()
+    with pytest.raises(ValueError, match="logging.trajectories must be one of all, passed"):
+        TrajectoryStore(tmp_path / "x", "some")
+
+
+def test_the_size_cap_stops_the_store_and_says_so(tmp_path, caplog):
+    store = TrajectoryStore(tmp_path / "c", max_mb=1e-6)  # one byte: the first shard fills it
+    store.add([record(1)], "train", 1)
+    store.flush()
+    assert store.full and "reached logging.trajectories_max_mb" in caplog.text
+    store.add([record(2)], "train", 2)
+    assert store.flush() is None
+    assert [r["problem"] for r in read(tmp_path / "c")] == ["p1"]
+
+
+WRITER = """
+import os, sys
+from rlce.trajectories import TrajectoryStore
+from tests.rlce.test_trajectories import record
+store = TrajectoryStore(sys.argv[1])
+for step in range(1, 4):
+    store.add([record(step)], "train", step)
+    store.flush()
+store.add([record(99)], "train", 4)  # buffered, never flushed
+os.write(1, b"flushed\\n")
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_killed_run_leaves_readable_shards(tmp_path):
+    out = subprocess.run([sys.executable, "-c", WRITER, str(tmp_path / "k")],
+                         capture_output=True, text=True, cwd=os.getcwd(), check=False)
+    assert out.returncode == -signal.SIGKILL and out.stdout == "flushed\n", out.stderr
+    assert [r["problem"] for r in read(tmp_path / "k")] == ["p1", "p2", "p3"]
+    assert not list((tmp_path / "k").glob("*.tmp"))
