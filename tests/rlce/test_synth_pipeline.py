@@ -128,6 +128,20 @@ def test_reference_failures_reject_inputs_or_the_problem(executor, decon):
     assert outcome(p, 2)[0] == "reference_timeout"
 
 
+def test_a_reference_that_cannot_run_rejects_the_problem(executor, decon):
+    stmt = "Return n plus one, for the integer n, as this long statement says it must."
+    broken = answer(stmt, "import nosuchmodule\ndef a(n):\n    return n + 1\n",
+                    ["a(1)", "a(2)", "a(3)"])
+    hungry = answer(stmt + " Hungry.", "big = bytearray(4 << 30)\ndef b(n):\n"
+                                       "    return n + 1\n", ["b(1)", "b(2)", "b(3)"])
+    loud = answer(stmt + " Loud.", "def c(n):\n    print('x' * (4 << 20))\n"
+                                   "    return n + 1\n", ["c(1)", "c(2)", "c(3)"])
+    p = run(executor, decon, [broken, hungry, loud])
+    assert [outcome(p, i)[0] for i in range(3)] == [
+        "reference_error", "reference_memory_limit", "reference_output_limit"], p.log
+    assert "nosuchmodule" in outcome(p, 0)[1]
+
+
 def test_a_reference_that_fails_its_own_final_tests_is_rejected(executor, decon):
     # its output depends on how many calls came before: running the inputs again in reverse
     # does not show it (the dropped input shifts every later case), judging the tests does
