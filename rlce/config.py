@@ -37,10 +37,27 @@ class DataConfig:
     languages: Optional[list[str]] = field(default_factory=lambda: ["python"])
     difficulties: Optional[list[str]] = field(default_factory=lambda: ["easy"])
     seed: int = 0  # order of the problems (shuffled per epoch) and the generator's draws
+    # uniform: every problem once per epoch, shuffled; failures: drawn by training pass rate
+    # (rlce.data.CurriculumStream): mastered ones rarely, never-solved ones retired and
+    # revisited, the rest most
+    curriculum: str = "uniform"
+    mastered_rate: float = 0.9  # failures: a pass rate this high over min_tries is mastered
+    min_tries: int = 8  # failures: samples judged before a problem's rate counts
+    retire_after: int = 16  # failures: samples judged, none passed, before it is retired
+    revisit_every: int = 64  # failures: every N draws one retired problem comes back
 
     def __post_init__(self) -> None:
         one_of("data.source", self.source, SOURCES)
         one_of("data.on_error", self.on_error, ("skip", "raise"))
+        one_of("data.curriculum", self.curriculum, ("uniform", "failures"))
+        if self.curriculum == "failures" and self.source == "generator":
+            raise ValueError("data.curriculum=failures needs a finite problem set, not "
+                             "data.source=generator (whose problems are never drawn twice)")
+        if not 0 < self.mastered_rate <= 1:
+            raise ValueError(f"data.mastered_rate must lie in (0, 1], got {self.mastered_rate}")
+        for name in ("min_tries", "retire_after", "revisit_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.source in ("jsonl", "hf") and not self.path:
             raise ValueError(f"data.source={self.source} needs data.path")
         if self.source == "jsonl" and not Path(self.path).expanduser().is_file():

@@ -256,3 +256,95 @@ class ProblemStream:
     def skip(self, n: int) -> None:
         for _ in range(n):
             next(self)
+
+
+class CurriculumStream:
+    """Problems drawn by what the policy can learn from (``data.curriculum=failures``): each
+    problem's training pass rate (``observe``) sets its weight.
+
+    - tried fewer than ``min_tries`` times, or in the band between never and mastered:
+      weight 1 (the problems whose groups carry a learning signal);
+    - mastered (pass rate at least ``mastered_rate`` over ``min_tries`` or more): weight
+      ``mastered_weight``, so it is drawn rarely, not never;
+    - never solved in ``retire_after`` tries: retired (weight 0), but every ``revisit_every``
+      draws the retired problem drawn least recently comes back once.
+
+    A problem drawn in the last ``window`` draws is not drawn again while others are left.
+    ``state()`` and ``load_state()`` carry the statistics, the random state and the position
+    through a checkpoint, so a resumed run continues them."""
+
+    def __init__(self, problems: list[Problem], seed: int = 0, mastered_rate: float = 0.9,
+                 min_tries: int = 8, retire_after: int = 16, revisit_every: int = 64,
+                 mastered_weight: float = 0.05) -> None:
+        if not problems:
+            raise ValueError("the problem set is empty")
+        self.items = list(problems)
+        self.index = {p.id: i for i, p in enumerate(self.items)}
+        self.rng = random.Random(seed)
+        self.mastered_rate, self.min_tries = mastered_rate, min_tries
+        self.retire_after, self.revisit_every = retire_after, revisit_every
+        self.mastered_weight = mastered_weight
+        self.window = min(64, len(self.items) // 4)
+        self.stats = {p.id: [0, 0] for p in self.items}  # id -> [passed, judged]
+        self.last_drawn = {p.id: -1 for p in self.items}
+        self.position = 0
+        self.finite = True
+
+    def observe(self, counts: dict[str, list[int]]) -> None:
+        """Add judged samples per problem: ``{id: [passed, judged]}`` (ids not in the set,
+        such as evaluation problems, are ignored)."""
+        for pid, (passed, judged) in counts.items():
+            if pid in self.stats:
+                self.stats[pid][0] += passed
+                self.stats[pid][1] += judged
+
+    def band(self, pid: str) -> str:
+        passed, judged = self.stats[pid]
+        if judged < self.min_tries:
+            return "untried" if judged == 0 else "learning"
+        if passed / judged >= self.mastered_rate:
+            return "mastered"
+        if passed == 0 and judged >= self.retire_after:
+            return "retired"
+        return "learning"
+
+    def bands(self) -> dict[str, int]:
+        out = dict.fromkeys(("untried", "learning", "mastered", "retired"), 0)
+        for pid in self.stats:
+            out[self.band(pid)] += 1
+        return out
+
+    def _weight(self, pid: str) -> float:
+        return {"mastered": self.mastered_weight, "retired": 0.0}.get(self.band(pid), 1.0)
+
+    def __next__(self) -> Problem:
+        recent = {pid for pid, at in self.last_drawn.items()
+                  if at >= 0 and self.position - at <= self.window}
+        retired = [pid for pid in self.stats if self.band(pid) == "retired"]
+        if retired and self.position and self.position % self.revisit_every == 0:
+            pid = min(retired, key=lambda p: (self.last_drawn[p], self.index[p]))
+        else:
+            ids = [pid for pid in self.stats if pid not in recent] or list(self.stats)
+            weights = [self._weight(pid) for pid in ids]
+            if not any(weights):  # everything retired: draw among them uniformly
+                weights = [1.0] * len(ids)
+            pid = self.rng.choices(ids, weights)[0]
+        self.last_drawn[pid] = self.position
+        self.position += 1
+        return self.items[self.index[pid]]
+
+    def __iter__(self) -> Iterator[Problem]:
+        return self
+
+    def state(self) -> dict[str, Any]:
+        version, internal, gauss = self.rng.getstate()
+        return {"position": self.position, "stats": self.stats,
+                "last_drawn": self.last_drawn, "rng": [version, list(internal), gauss]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.position = state["position"]
+        self.stats.update({k: list(v) for k, v in state["stats"].items() if k in self.stats})
+        self.last_drawn.update({k: v for k, v in state["last_drawn"].items()
+                                if k in self.last_drawn})
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))

@@ -170,7 +170,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from rlce.controller import Controller
-    from rlce.data import ProblemStream
+    from rlce.data import CurriculumStream, ProblemStream
     from rlce.evaluate import eval_problems, paired_difference
     from rlce.rewards import get_reward
 
@@ -180,12 +180,20 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     say("rlce train\n" + header(cfg, problems, run_dir), show)
     eval_set = eval_problems(cfg.eval, cfg.data)
     check_model(cfg)
-    start_step, drawn = 0, 0
+    start_step, drawn, state = 0, 0, {}
     if cfg.checkpoint.resume:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
         start_step, drawn = state["step"], state["problems_drawn"]
-    stream = ProblemStream(problems, seed=cfg.data.seed)
-    stream.skip(drawn)  # a resumed run continues with the same data order
+    d = cfg.data
+    if d.curriculum == "failures":
+        stream = CurriculumStream(problems, seed=d.seed, mastered_rate=d.mastered_rate,
+                                  min_tries=d.min_tries, retire_after=d.retire_after,
+                                  revisit_every=d.revisit_every)
+        if "curriculum" in state:  # a resumed run continues the statistics and the draws
+            stream.load_state(state["curriculum"])
+    else:
+        stream = ProblemStream(problems, seed=d.seed)
+        stream.skip(drawn)  # a resumed run continues with the same data order
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     (run_dir / "config.yaml").write_text(resolved)
@@ -218,9 +226,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     def checkpoint(step: int, final: bool = False) -> str:
         where = run_dir / ("checkpoint" if final else f"checkpoint-step{step}")
         learner.save_checkpoint(where, {"config": resolved})
-        (where / CONTROLLER_STATE).write_text(json.dumps(
-            {"step": step, "problems_drawn": stream.position, "version": learner.version,
-             "run_dir": str(run_dir)}, indent=2))
+        ctrl_state = {"step": step, "problems_drawn": stream.position,
+                      "version": learner.version, "run_dir": str(run_dir)}
+        if isinstance(stream, CurriculumStream):
+            ctrl_state["curriculum"] = stream.state()
+        (where / CONTROLLER_STATE).write_text(json.dumps(ctrl_state, indent=2))
         (where / "config.yaml").write_text(resolved)
         return str(where)
 
@@ -251,7 +261,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     def log(m: dict[str, Any]) -> None:
         step = m["step"]
-        count_passes(m.pop("_pass_counts"))
+        counts = m.pop("_pass_counts")
+        count_passes(counts)
+        if isinstance(stream, CurriculumStream):
+            stream.observe(counts)
+            m.update({f"data/curriculum_{band}": n for band, n in stream.bands().items()})
         store.add(m.pop("_records"), "train", step)
         store.flush()
         table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],

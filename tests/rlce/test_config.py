@@ -43,7 +43,8 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "synth.mode": "augment", "synth.seeds": "data", "synth.kind": "io",
            "synth.topics": ["sums", "strings"], "synth.from_run": None,
            "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9,
-           "logging.trajectories": "passed"}
+           "logging.trajectories": "passed", "data.curriculum": "failures",
+           "data.mastered_rate": 0.8}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:

@@ -131,3 +131,53 @@ def test_problem_stream_is_reproducible_per_epoch_and_resumes_in_order():
     assert next(endless).id == list(itertools.islice(generate(seed=3), 3))[2].id
     with pytest.raises(ValueError, match="empty"):
         ProblemStream([])
+
+
+def _problems(n: int) -> list:
+    from rlce.data import parse_problem
+
+    return [parse_problem({"id": f"p{i}", "language": "python", "prompt": f"task {i}",
+                           "tests": {"format": "asserts", "asserts": ["assert True"]}})
+            for i in range(n)]
+
+
+def test_curriculum_draws_the_band_most_mastered_rarely_retired_only_on_revisits():
+    from collections import Counter
+
+    from rlce.data import CurriculumStream
+
+    s = CurriculumStream(_problems(12), seed=1, min_tries=4, retire_after=8,
+                         revisit_every=50, mastered_weight=0.05)
+    s.observe({"p0": [4, 4], "p1": [4, 4],  # mastered
+               "p2": [0, 8], "p3": [0, 9],  # retired
+               "p4": [1, 4], "nope": [1, 1]})  # learning; an unknown id is ignored
+    assert s.bands() == {"untried": 7, "learning": 1, "mastered": 2, "retired": 2}
+    drawn = [next(s).id for _ in range(1000)]
+    c = Counter(drawn)
+    # 8 problems of weight 1 and 2 of weight 0.05 share the draws; the window of 3 recent
+    # draws holds them back a little, so each weight-1 problem gets about 1000 / 8.1
+    assert all(c[f"p{i}"] > 80 for i in range(4, 12))
+    assert c["p0"] + c["p1"] < 40
+    # retired ones come back only at every 50th draw, least recently drawn first
+    revisits = [i for i, pid in enumerate(drawn) if pid in ("p2", "p3")]
+    assert revisits == list(range(50, 1000, 50))
+    assert [drawn[i] for i in revisits[:4]] == ["p2", "p3", "p2", "p3"]
+    # no problem twice within the window while others are left
+    assert all(len(set(drawn[i:i + 4])) == 4 for i in range(len(drawn) - 4)
+               if not {i, i + 1, i + 2, i + 3} & set(revisits))
+
+
+def test_curriculum_state_round_trip_continues_the_same_draws():
+    import json
+
+    from rlce.data import CurriculumStream
+
+    a = CurriculumStream(_problems(20), seed=3, min_tries=2)
+    for _ in range(15):
+        next(a)
+    a.observe({"p1": [2, 2], "p2": [1, 3]})
+    state = json.loads(json.dumps(a.state()))  # as a checkpoint stores it
+    b = CurriculumStream(_problems(20), seed=99, min_tries=2)
+    b.load_state(state)
+    assert b.position == 15 and b.bands() == a.bands()
+    assert [next(a).id for _ in range(40)] == [next(b).id for _ in range(40)]

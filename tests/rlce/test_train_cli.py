@@ -220,3 +220,20 @@ def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
         assert share == pytest.approx(100 * sec / wall, abs=100 * 0.01 / wall + 0.005)
     summary = next(x for x in lines if x.startswith("controller overhead ") and "of wall" in x)
     assert float(summary.split()[2].rstrip("%")) == rows["controller overhead"][1]
+
+
+def test_failure_curriculum_logs_its_bands_and_keeps_them_in_checkpoints(tmp_path):
+    out = rlce(["train", *SMALL, "algo.steps=2", "data.curriculum=failures", "data.min_tries=2",
+                "eval.before=false", "eval.after=false", f"logging.dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    steps = [r for r in history(next((run_dir / "wandb").glob("offline-run-*")))
+             if "reward/mean" in r]
+    bands = ("untried", "learning", "mastered", "retired")
+    for r in steps:
+        assert sum(r[f"data/curriculum_{b}"] for b in bands) == 128  # the easy Python set
+    state = json.loads((run_dir / "checkpoint" / "controller.json").read_text())
+    rates = json.loads((run_dir / "problem_pass_rates.json").read_text())
+    judged = {pid: s[1] for pid, s in state["curriculum"]["stats"].items() if s[1]}
+    assert judged == {pid: r["judged"] for pid, r in rates.items()}
+    assert state["curriculum"]["position"] == state["problems_drawn"]
