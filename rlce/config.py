@@ -58,6 +58,10 @@ class DataConfig:
         for name in ("min_tries", "retire_after", "revisit_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.retire_after < self.min_tries:
+            raise ValueError(f"data.retire_after={self.retire_after} is below data.min_tries="
+                             f"{self.min_tries}: no problem could be retired before its rate "
+                             "counts")
         if self.source in ("jsonl", "hf") and not self.path:
             raise ValueError(f"data.source={self.source} needs data.path")
         if self.source == "jsonl" and not Path(self.path).expanduser().is_file():

@@ -108,6 +108,7 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
     scored groups, what happened (verdict mix, times, lengths) and per-sample records
     (problem, status, reward, text)."""
     by_id = {p.id: p for p in problems}
+    problems = list(by_id.values())  # a problem drawn twice is generated for once
     lock = threading.Lock()
     verdicts: dict[str, Verdict] = {}
     all_done = threading.Event()
@@ -236,6 +237,8 @@ class Controller:
             except ENGINE_ERRORS:
                 bad = {}  # the engine died; generation replaces it and checks again
             self.prompts_skipped += len(bad)
+            for pid in bad:
+                self.problems.exclude(pid)  # never drawn again where the stream can avoid it
             out += [p for p in batch if p.id not in bad]
         return out
 
@@ -396,6 +399,13 @@ class Controller:
                 pub = self.learner.publish(self.engines)
                 m["time/publish_s"] = time.perf_counter() - t
             m["rollout/policy_version"] = pub.get("version", version)
+        counts: dict[str, list[int]] = {}
+        for r in records:  # every judged sample of the step, per problem: [passed, judged]
+            c = counts.setdefault(r["problem"], [0, 0])
+            c[0] += r["status"] == "passed"
+            c[1] += 1
+        m["_pass_counts"] = counts
+        self.problems.observe(counts)  # before between_steps, which may checkpoint the stream
         m["time/eval_s"] = 0.0
         if self.between_steps:
             t = time.perf_counter()
@@ -413,12 +423,6 @@ class Controller:
         m["throughput/executions_per_s"] = (fm.get("submitted", 0.0) - executed0) * per_s
         m["_samples"] = records[:self.samples_kept]
         m["_records"] = records
-        counts: dict[str, list[int]] = {}
-        for r in records:  # every judged sample of the step, per problem: [passed, judged]
-            c = counts.setdefault(r["problem"], [0, 0])
-            c[0] += r["status"] == "passed"
-            c[1] += 1
-        m["_pass_counts"] = counts
         return m
 
 

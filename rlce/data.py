@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,13 @@ class ProblemStream:
         for _ in range(n):
             next(self)
 
+    def observe(self, counts: dict[str, list[int]]) -> None:
+        """Pass rates do not change a uniform order (``CurriculumStream`` uses them)."""
+
+    def exclude(self, pid: str) -> None:
+        """A problem that cannot be used (its prompt does not fit) stays in a uniform order:
+        the controller skips it each time."""
+
 
 class CurriculumStream:
     """Problems drawn by what the policy can learn from (``data.curriculum=failures``): each
@@ -289,14 +297,25 @@ class CurriculumStream:
         self.last_drawn = {p.id: -1 for p in self.items}
         self.position = 0
         self.finite = True
+        self.excluded: set[str] = set()
+        # draws (an asynchronous run's generation thread) and the statistics and checkpoints
+        # (the training loop) come from different threads
+        self._lock = threading.Lock()
 
     def observe(self, counts: dict[str, list[int]]) -> None:
         """Add judged samples per problem: ``{id: [passed, judged]}`` (ids not in the set,
         such as evaluation problems, are ignored)."""
-        for pid, (passed, judged) in counts.items():
-            if pid in self.stats:
-                self.stats[pid][0] += passed
-                self.stats[pid][1] += judged
+        with self._lock:
+            for pid, (passed, judged) in counts.items():
+                if pid in self.stats:
+                    self.stats[pid][0] += passed
+                    self.stats[pid][1] += judged
+
+    def exclude(self, pid: str) -> None:
+        """Never draw ``pid`` again (its prompt does not fit the engines' context): it would
+        stay untried at full weight and take ever more draws."""
+        with self._lock:
+            self.excluded.add(pid)
 
     def band(self, pid: str) -> str:
         passed, judged = self.stats[pid]
@@ -315,36 +334,53 @@ class CurriculumStream:
         return out
 
     def _weight(self, pid: str) -> float:
+        if pid in self.excluded:
+            return 0.0
         return {"mastered": self.mastered_weight, "retired": 0.0}.get(self.band(pid), 1.0)
 
     def __next__(self) -> Problem:
-        recent = {pid for pid, at in self.last_drawn.items()
-                  if at >= 0 and self.position - at <= self.window}
-        retired = [pid for pid in self.stats if self.band(pid) == "retired"]
+        with self._lock:
+            return self.items[self.index[self._draw()]]
+
+    def _draw(self) -> str:
+        retired = [pid for pid in self.stats
+                   if self.band(pid) == "retired" and pid not in self.excluded]
         if retired and self.position and self.position % self.revisit_every == 0:
             pid = min(retired, key=lambda p: (self.last_drawn[p], self.index[p]))
         else:
-            ids = [pid for pid in self.stats if pid not in recent] or list(self.stats)
-            weights = [self._weight(pid) for pid in ids]
-            if not any(weights):  # everything retired: draw among them uniformly
-                weights = [1.0] * len(ids)
-            pid = self.rng.choices(ids, weights)[0]
+            recent = {pid for pid, at in self.last_drawn.items()
+                      if at >= 0 and self.position - at <= self.window}
+            weights = {pid: self._weight(pid) for pid in self.stats}
+            ids = [pid for pid, w in weights.items() if w and pid not in recent] or \
+                [pid for pid, w in weights.items() if w]  # only recent ones can be drawn
+            if not ids:  # every problem retired or excluded: draw among all
+                ids = list(self.stats)
+            pid = self.rng.choices(ids, [weights[p] or 1.0 for p in ids])[0]
         self.last_drawn[pid] = self.position
         self.position += 1
-        return self.items[self.index[pid]]
+        return pid
 
     def __iter__(self) -> Iterator[Problem]:
         return self
 
     def state(self) -> dict[str, Any]:
-        version, internal, gauss = self.rng.getstate()
-        return {"position": self.position, "stats": self.stats,
-                "last_drawn": self.last_drawn, "rng": [version, list(internal), gauss]}
+        """A copy of everything the draws depend on. In an asynchronous run it includes
+        draws whose batches were generated but not yet trained on, so a resumed one does
+        not repeat them: it continues the statistics, not the exact sequence."""
+        with self._lock:
+            version, internal, gauss = self.rng.getstate()
+            return {"position": self.position,
+                    "stats": {k: list(v) for k, v in self.stats.items()},
+                    "last_drawn": dict(self.last_drawn), "excluded": sorted(self.excluded),
+                    "rng": [version, list(internal), gauss]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.position = state["position"]
-        self.stats.update({k: list(v) for k, v in state["stats"].items() if k in self.stats})
-        self.last_drawn.update({k: v for k, v in state["last_drawn"].items()
-                                if k in self.last_drawn})
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        with self._lock:
+            self.position = state["position"]
+            self.stats.update({k: list(v) for k, v in state["stats"].items()
+                               if k in self.stats})
+            self.last_drawn.update({k: v for k, v in state["last_drawn"].items()
+                                    if k in self.last_drawn})
+            self.excluded = {k for k in state.get("excluded", []) if k in self.stats}
+            version, internal, gauss = state["rng"]
+            self.rng.setstate((version, tuple(internal), gauss))

@@ -263,8 +263,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         step = m["step"]
         counts = m.pop("_pass_counts")
         count_passes(counts)
-        if isinstance(stream, CurriculumStream):
-            stream.observe(counts)
+        if isinstance(stream, CurriculumStream):  # the controller fed it the counts
             m.update({f"data/curriculum_{band}": n for band, n in stream.bands().items()})
         store.add(m.pop("_records"), "train", step)
         store.flush()

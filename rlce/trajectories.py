@@ -34,7 +34,9 @@ class TrajectoryStore:
                              f"got {mode!r}")
         self.folder, self.mode, self.max_bytes = Path(folder), mode, int(max_mb * 2**20)
         self.pending: list[dict[str, Any]] = []
-        self.shards = 0
+        # after any shard already there (a resumed run or a second rlce eval in one folder)
+        self.shards = 1 + max(map(_index, self.folder.glob("part-*.parquet")), default=-1)
+        self.dropped = 0
         self.rows = 0
         self.bytes = 0
         self.full = False
@@ -46,7 +48,7 @@ class TrajectoryStore:
         for r in records:
             if self.mode == "passed" and r["status"] != "passed":
                 continue
-            row = {"source": source, "step": step, **{k: r.get(k) for k, _ in COLUMNS
+            row = {"source": source, "step": step, **{k: _utf8(r.get(k)) for k, _ in COLUMNS
                                                       if k not in ("source", "step")}}
             self.pending.append(row)
 
@@ -60,16 +62,26 @@ class TrajectoryStore:
         import pyarrow.parquet as pq
 
         schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
-        table = pa.Table.from_pylist(self.pending, schema=schema)
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"part-{self.shards:05d}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.rename(path)  # a shard is on disk whole or not at all
+        try:
+            table = pa.Table.from_pylist(self.pending, schema=schema)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp, compression="zstd")
+            tmp.rename(path)  # a shard is on disk whole or not at all
+        except (OSError, pa.ArrowException, ValueError, TypeError) as e:
+            # a full disk or a bad record costs these records, never the run
+            self.dropped += len(self.pending)
+            logger.error("trajectory shard %s not written (%d samples lost): %s: %s", path,
+                         len(self.pending), type(e).__name__, e)
+            tmp.unlink(missing_ok=True)
+            return None
+        finally:
+            n = len(self.pending)
+            self.pending.clear()
         self.shards += 1
-        self.rows += len(self.pending)
+        self.rows += n
         self.bytes += path.stat().st_size
-        self.pending.clear()
         if self.bytes >= self.max_bytes:
             self.full = True
             logger.warning("the trajectory store in %s reached logging.trajectories_max_mb "
@@ -78,11 +90,26 @@ class TrajectoryStore:
         return path
 
 
+def _index(shard: Path) -> int:
+    """The number of ``part-<n>.parquet`` (-1 for a name that is not one of ours)."""
+    n = shard.stem.removeprefix("part-")
+    return int(n) if n.isdigit() else -1
+
+
+def _utf8(v: Any) -> Any:
+    """Text as Parquet can hold it: a lone surrogate (a prompt read from JSON may have one)
+    becomes ``?``."""
+    if isinstance(v, str):
+        return v.encode("utf-8", "replace").decode("utf-8")
+    return v
+
+
 def read(folder: Path) -> list[dict[str, Any]]:
     """Every record of a store, shard by shard in the order they were written."""
     import pyarrow.parquet as pq
 
+    shards = sorted(Path(folder).glob("part-*.parquet"), key=_index)
     rows: list[dict[str, Any]] = []
-    for shard in sorted(Path(folder).glob("part-*.parquet")):
+    for shard in shards:
         rows += pq.read_table(shard).to_pylist()
     return rows

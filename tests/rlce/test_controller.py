@@ -194,3 +194,30 @@ def test_a_sandbox_error_is_left_out_of_training_not_scored_as_a_failure(caplog)
     (warning,) = [r for r in caplog.records
                   if r.name == "rlce.controller" and r.levelno == logging.WARNING]
     assert warning.args == (problem.id, 0, "sandbox could not be restarted")
+
+
+def test_a_problem_drawn_twice_in_one_round_is_generated_for_once():
+    """A stream may repeat a problem within a draw (an epoch boundary, a curriculum on a
+    small set); its samples share ids, so it must be sampled once, not wait forever for
+    verdicts that collide."""
+    from rlce.controller import generate_and_execute
+    from rlce.core.types import Sample
+
+    problem = next(generate(seed=5))
+    asked = []
+
+    class Pool:
+        def generate(self, prompts, settings):
+            asked.extend(p.problem_id for p in prompts)
+            for p in prompts:
+                for i in range(settings.n):
+                    yield Sample(p.problem_id, i, (1,), (2,), (-0.1,), "x", "stop", 0, 0)
+
+    class Fleet:
+        def submit(self, job, callback):
+            callback({"id": job["id"], "status": "failed", "passed": 0, "total": 1,
+                      "tests": [], "duration_s": 0.0})
+
+    batch = generate_and_execute(Pool(), Fleet(), [problem, problem], SamplingSettings(n=2),
+                                 parity)
+    assert asked == [problem.id] and batch.stats.samples == 2

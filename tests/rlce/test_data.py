@@ -181,3 +181,27 @@ def test_curriculum_state_round_trip_continues_the_same_draws():
     b.load_state(state)
     assert b.position == 15 and b.bands() == a.bands()
     assert [next(a).id for _ in range(40)] == [next(b).id for _ in range(40)]
+
+
+def test_curriculum_never_draws_retired_or_excluded_outside_revisits_on_a_small_set():
+    from rlce.data import CurriculumStream
+
+    s = CurriculumStream(_problems(8), seed=2, min_tries=1, retire_after=1,
+                         revisit_every=64)
+    s.observe({f"p{i}": [0, 2] for i in range(6)})  # six retired, two left to learn
+    s.exclude("p7")  # its prompt does not fit
+    drawn = [next(s).id for _ in range(640)]
+    revisits = {i for i in range(64, 640, 64)}
+    assert {d for i, d in enumerate(drawn) if i not in revisits} == {"p6"}
+    assert {drawn[i] for i in revisits} <= {f"p{i}" for i in range(6)}
+
+
+def test_curriculum_options_are_checked():
+    from rlce.config import DataConfig
+
+    with pytest.raises(ValueError, match="needs a finite problem set"):
+        DataConfig(source="generator", curriculum="failures")
+    with pytest.raises(ValueError, match="data.retire_after=4 is below data.min_tries=8"):
+        DataConfig(curriculum="failures", retire_after=4)
+    with pytest.raises(ValueError, match="data.mastered_rate must lie in"):
+        DataConfig(mastered_rate=0.0)

@@ -151,7 +151,7 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
     by_source = {src: [r for r in store if r["source"] == src]
                  for src in ("eval-before", "train", "eval-after")}
     assert [len(by_source[k]) for k in ("eval-before", "eval-after")] == \
-        [e["eval/samples"] for e in saved]
+        [len(e["records"]) for e in saved]
     assert len(by_source["train"]) == sum(r["rollout/samples"] for r in steps) \
         - sum(r["rollout/sandbox_errors_excluded"] for r in steps)
     for rec, saved_rec in zip(by_source["eval-before"], saved[0]["records"]):

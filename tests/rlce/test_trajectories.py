@@ -3,10 +3,10 @@ modes, the size cap, and shards that stay readable when the writing process is k
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,23 +60,51 @@ def test_the_size_cap_stops_the_store_and_says_so(tmp_path, caplog):
     assert [r["problem"] for r in read(tmp_path / "c")] == ["p1"]
 
 
+# three shards written, then the process is killed half way through writing the fourth
 WRITER = """
 import os, sys
+import pyarrow.parquet as pq
 from rlce.trajectories import TrajectoryStore
 from tests.rlce.test_trajectories import record
 store = TrajectoryStore(sys.argv[1])
 for step in range(1, 4):
     store.add([record(step)], "train", step)
     store.flush()
-store.add([record(99)], "train", 4)  # buffered, never flushed
-os.write(1, b"flushed\\n")
-os.kill(os.getpid(), 9)
+real = pq.write_table
+def dying(table, where, **kw):
+    real(table, where, **kw)
+    with open(where, "r+b") as f:  # half a file on disk, then the kill
+        f.truncate(os.path.getsize(where) // 2)
+    os.write(1, b"dying\\n")
+    os.kill(os.getpid(), 9)
+pq.write_table = dying
+store.add([record(4)], "train", 4)
+store.flush()
 """
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_killed_run_leaves_readable_shards(tmp_path):
+def test_a_run_killed_while_writing_leaves_readable_shards(tmp_path):
     out = subprocess.run([sys.executable, "-c", WRITER, str(tmp_path / "k")],
-                         capture_output=True, text=True, cwd=os.getcwd(), check=False)
-    assert out.returncode == -signal.SIGKILL and out.stdout == "flushed\n", out.stderr
+                         capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == -signal.SIGKILL and out.stdout == "dying\n", out.stderr
     assert [r["problem"] for r in read(tmp_path / "k")] == ["p1", "p2", "p3"]
-    assert not list((tmp_path / "k").glob("*.tmp"))
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet",
+        "part-00003.parquet.tmp"]  # the half-written one never got a shard's name
+    again = TrajectoryStore(tmp_path / "k")  # a resumed run writes after them
+    again.add([record(5)], "train", 5)
+    assert again.flush().name == "part-00003.parquet"
+    assert [r["problem"] for r in read(tmp_path / "k")] == ["p1", "p2", "p3", "p5"]
+
+
+def test_a_shard_that_cannot_be_written_costs_its_records_not_the_run(tmp_path, caplog):
+    store = TrajectoryStore(tmp_path / "f")
+    bad = record(1)
+    bad["tokens"] = "many"  # not an integer: Arrow refuses the table
+    store.add([bad], "train", 1)
+    assert store.flush() is None and store.dropped == 1 and not store.pending
+    assert "not written (1 samples lost)" in caplog.text
+    store.add([{**record(2), "prompt": "lone \ud800 surrogate"}], "train", 2)
+    store.flush()
+    assert [r["prompt"] for r in read(tmp_path / "f")] == ["lone ? surrogate"]
