@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import queue
 import signal
@@ -45,6 +46,7 @@ from .schema import (
     parse_job,
 )
 
+logger = logging.getLogger(__name__)
 TAIL = 2048  # bytes of stdout/stderr kept in a verdict
 MEMORY_MARKERS = ("MemoryError", "bad_alloc", "memory allocation of", "out of memory",
                   "JavaScript heap out of memory", "Cannot allocate memory")
@@ -272,6 +274,8 @@ class Runner:
                 raise
             except SandboxError as e:
                 last = str(e)
+                logger.warning("job %s, try %d: the sandbox failed (%s); it is restarted",
+                               job.id, attempt + 1, last[:300])
                 try:
                     self._restart(box)
                 except SandboxError as e2:

@@ -218,6 +218,17 @@ class Zygote:
             pass
         return self.wait(pid, time.monotonic() + 5)
 
+    @staticmethod
+    def end_group(pid):
+        """SIGKILL the process group a candidate leads (it called setsid, so its group is its
+        pid): everything it forked, in one call, however fast it forks. A fork bomb left to
+        the sweep alone raced it for the slot's CPU, which a few hundred spinning processes
+        all but take. Descendants that left the group are the sweep's."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # no such group: the candidate died before setsid, or left nothing behind
+
     # -- one stdin/stdout run (any language): returns exit info and output
     def run_io_case(self, job, stdin_data, src_fd_data, argv, mode):
         lim = job["limits"]
@@ -232,6 +243,7 @@ class Zygote:
         st = self.wait_run(pid, clock)
         wall = time.monotonic() - t0
         finished = st is not None
+        self.end_group(pid)
         if not finished:
             st = self.kill_wait(pid)
         exit_info = exit_of(st) if finished else None
@@ -284,6 +296,7 @@ class Zygote:
             self.kill_wait(jpid)
         # the candidate ends when the judge closes its socket; give it a moment, then force it
         cst = self.wait(cpid, time.monotonic() + 0.02)
+        self.end_group(cpid)
         if cst is None:
             cst = self.kill_wait(cpid)
             exit_info = None if timed_out else exit_of(cst)
