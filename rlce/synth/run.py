@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -330,10 +331,13 @@ def recheck(path: Path, rows: list[dict[str, Any]], augmented: list[dict[str, An
     verdicts = {v["id"]: v["status"] for v in fleet.run(jobs)}
     passing = [i for i in pairs if verdicts[f"orig/{i}"] == "passed"]
     caught = [i for i in passing if verdicts[f"aug/{i}"] != "passed"]
-    examples = [{"problem": data["records"][i]["problem"],
+    examples = [{"problem": data["records"][i]["problem"], "status": verdicts[f"aug/{i}"],
                  "text": data["records"][i]["text"][:1500]} for i in caught[:10]]
+    # a timeout on the new inputs is often a slow program, not a wrong one: the new inputs
+    # may be larger than the statement promises, so the statuses are reported apart
     return {"programs": len(pairs), "pass_original": len(passing),
             "fail_augmented": len(caught),
+            "fail_augmented_by_status": dict(Counter(verdicts[f"aug/{i}"] for i in caught)),
             "false_positive_rate": len(caught) / len(passing) if passing else None,
             "examples": examples}
 
@@ -391,6 +395,7 @@ def summary(report: dict[str, Any]) -> str:
     if "recheck" in report:
         r = report["recheck"]
         lines.append(f"  recheck: {r['pass_original']} programs pass the original tests, "
-                     f"{r['fail_augmented']} of them fail the augmented ones")
+                     f"{r['fail_augmented']} of them fail the augmented ones "
+                     f"({r['fail_augmented_by_status']})")
     lines.append(f"problems: {report['problems_file']}")
     return "\n".join(lines)

@@ -71,6 +71,7 @@ def test_augmented_tests_catch_a_memorised_program_and_train(tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     recheck = json.loads((run_dir / "report.json").read_text())["recheck"]
     assert (recheck["pass_original"], recheck["fail_augmented"]) == (2, 1)
+    assert recheck["fail_augmented_by_status"] == {"runtime_error": 1}  # a KeyError
     assert "{(1, 2): 3" in recheck["examples"][0]["text"]
     # the augmented set trains as it is
     train_dir = tmp_path / "train"
