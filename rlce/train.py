@@ -283,12 +283,17 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     ckpt = None
     try:
-        if cfg.eval.before:
-            evals["before"] = evaluate("before training")
-            store.add(evals["before"].pop("_trajectories"), "eval-before", start_step)
+        def evaluation(when: str, step: int) -> None:
+            """Evaluate ``before`` or ``after`` training: kept in ``evals``, the trajectory
+            store, ``eval-<when>.json`` and W&B at ``step``."""
+            evals[when] = evaluate(f"{when} training")
+            store.add(evals[when].pop("_trajectories"), f"eval-{when}", step)
             store.flush()
-            _save_eval(run_dir / "eval-before.json", evals["before"])
-            run.log(_scalars(evals["before"]), step=start_step)
+            _save_eval(run_dir / f"eval-{when}.json", evals[when])
+            run.log(_scalars(evals[when]), step=step)
+
+        if cfg.eval.before:
+            evaluation("before", start_step)
         bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
                    disable=not show)
         ctrl = Controller(stream, parts.engines, parts.fleet, learner, cfg.algo,
@@ -300,11 +305,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         bar.close()
         end = history[-1]["step"] if history else start_step
         if cfg.eval.after:
-            evals["after"] = evaluate("after training")
-            store.add(evals["after"].pop("_trajectories"), "eval-after", end)
-            store.flush()
-            _save_eval(run_dir / "eval-after.json", evals["after"])
-            run.log(_scalars(evals["after"]), step=end)
+            evaluation("after", end)
         ckpt = checkpoint(end, final=True)
         for when in ("before", "after"):
             run.summary.update({f"{when}/{k}": v for k, v in
