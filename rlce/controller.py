@@ -399,11 +399,7 @@ class Controller:
                 pub = self.learner.publish(self.engines)
                 m["time/publish_s"] = time.perf_counter() - t
             m["rollout/policy_version"] = pub.get("version", version)
-        counts: dict[str, list[int]] = {}
-        for r in records:  # every judged sample of the step, per problem: [passed, judged]
-            c = counts.setdefault(r["problem"], [0, 0])
-            c[0] += r["status"] == "passed"
-            c[1] += 1
+        counts = pass_counts(records)
         m["_pass_counts"] = counts
         self.problems.observe(counts)  # before between_steps, which may checkpoint the stream
         m["time/eval_s"] = 0.0
@@ -424,6 +420,16 @@ class Controller:
         m["_samples"] = records[:self.samples_kept]
         m["_records"] = records
         return m
+
+
+def pass_counts(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Judged sample records per problem: ``{problem: [passed, judged]}``."""
+    counts: dict[str, list[int]] = {}
+    for r in records:
+        c = counts.setdefault(r["problem"], [0, 0])
+        c[0] += r["status"] == "passed"
+        c[1] += 1
+    return counts
 
 
 def _mean(xs: list[float] | list[int]) -> float:

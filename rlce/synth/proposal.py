@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from executors.runner import to_plain
 from rlce.rewards import FENCE
 
 FORMAT = """Answer in exactly this format, with nothing after the tests:
@@ -231,32 +232,13 @@ def _literal_call(line: str, functions: set[str]) -> tuple[str, dict] | None:
                 kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
             except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
                 return None
-            if None in kwargs or not all(map(is_json, args + list(kwargs.values()))):
-                return None  # **kwargs, or a set/bytes/complex JSON cannot carry
-            return node.func.id, {"args": [plain(a) for a in args],
-                                  "kwargs": {k: plain(v) for k, v in kwargs.items()}}
+            if None in kwargs:  # **kwargs
+                return None
+            try:  # tuples go as lists; a set, bytes or complex JSON cannot carry
+                return node.func.id, {"args": to_plain(args), "kwargs": to_plain(kwargs)}
+            except ValueError:
+                return None
     return None
-
-
-def is_json(v: Any) -> bool:
-    """JSON can carry ``v`` as a test argument (tuples go as lists; dict keys are strings)."""
-    if v is None or isinstance(v, (bool, int, str)):
-        return True
-    if isinstance(v, float):
-        return v == v and v not in (float("inf"), float("-inf"))
-    if isinstance(v, (list, tuple)):
-        return all(is_json(x) for x in v)
-    if isinstance(v, dict):
-        return all(isinstance(k, str) and is_json(x) for k, x in v.items())
-    return False
-
-
-def plain(v: Any) -> Any:
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
-    return v
 
 
 def unique_inputs(inputs: list[dict]) -> list[dict]:

@@ -226,7 +226,7 @@ def difficulty_band(cfg: TrainConfig, engines: list[Any] | None, fleet: Any, pip
     import ray
 
     from actors.rollout import RolloutPool, spawn_rollout_actors
-    from rlce.controller import generate_and_execute
+    from rlce.controller import generate_and_execute, pass_counts
     from rlce.core.types import SamplingSettings
     from rlce.rewards import binary
     from rlce.train import say
@@ -248,12 +248,7 @@ def difficulty_band(cfg: TrainConfig, engines: list[Any] | None, fleet: Any, pip
         if own:
             for e in engines:
                 ray.kill(e)
-    counts: dict[str, list[int]] = {}
-    for rec in batch.records:
-        c = counts.setdefault(rec["problem"], [0, 0])
-        c[0] += rec["status"] == "passed"
-        c[1] += 1
-    apply_band(pipe, counts, s.band_low, s.band_high)
+    apply_band(pipe, pass_counts(batch.records), s.band_low, s.band_high)
 
 
 def apply_band(pipe: Pipeline, counts: dict[str, list[int]], low: float, high: float) -> None:
