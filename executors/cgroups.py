@@ -10,6 +10,13 @@ Two layouts are supported, picked by :func:`detect` from ``/proc/self/mountinfo`
 ``memory`` and ``pids``) and cgroup v1 (``cpu``, ``memory`` and ``pids`` hierarchies, as on
 hybrid hosts). Slot cgroups are made below the executor's own cgroup in each hierarchy, so the
 node's own limits (a Kubernetes pod's) still cover them; the host's layout is never changed.
+
+Inside a slot the CPU is split in two child groups: ``infra`` (the fork server and judge) and
+``run`` (the template and every process a job starts). Without the split the fork server is
+one task among the hundreds a fork bomb makes, so it gets a few hundredths of the slot's CPU
+and cannot end the run in time; with it, the fork server's group outweighs the run's
+``INFRA_WEIGHT`` to one whenever both want the CPU, and the run has all of it otherwise.
+Memory and tasks stay bounded on the slot as a whole.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from pathlib import Path
 CONTROLLERS = ("cpu", "memory", "pids")
 PERIOD_US = 100_000
 KILL_WAIT_S = 30.0  # how long killed processes of a slot may take to be gone
+INFRA_WEIGHT = 8  # the infra group's CPU weight against the run group's, inside a slot
+V1_SHARES, V2_WEIGHT = 1024, 100  # the run group's weight: each version's default
 
 
 class CgroupUnavailable(RuntimeError):
@@ -123,6 +132,8 @@ class SlotCgroup:
         self.layout = layout
         self.limits = limits
         self.dirs = {c: d / name for c, d in layout.dirs.items()}
+        self.infra = self.dirs["cpu"] / "infra"  # the fork server and judge
+        self.run = self.dirs["cpu"] / "run"  # the template and every process of a job
         self.memory_mb: int | None = None  # the memory bound in force; None: none yet
 
     def _unique_dirs(self) -> list[Path]:
@@ -138,6 +149,19 @@ class SlotCgroup:
             self._limit_v2()
         else:
             self._limit_v1()
+        self._split_cpu()
+
+    def _split_cpu(self) -> None:
+        """The infra and run groups under the slot's cpu cgroup, weighted INFRA_WEIGHT : 1.
+        On v2 the slot itself then holds no process (its children do)."""
+        if self.layout.version == 2:
+            (self.dirs["cpu"] / "cgroup.subtree_control").write_text("+cpu")
+        for d, weight in ((self.infra, INFRA_WEIGHT), (self.run, 1)):
+            d.mkdir()
+            if self.layout.version == 2:
+                (d / "cpu.weight").write_text(str(weight * V2_WEIGHT))
+            else:
+                (d / "cpu.shares").write_text(str(weight * V1_SHARES))
 
     def _limit_v2(self) -> None:
         d, lim = self.dirs["cpu"], self.limits
@@ -172,19 +196,35 @@ class SlotCgroup:
         self.memory_mb = mb
 
     def wrap(self, cmd: list[str]) -> list[str]:
-        """``cmd`` run through a shell that first moves itself into the slot's cgroups, so
-        that no process of the sandbox ever runs outside them."""
-        moves = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}"
-                            for d in self._unique_dirs())
+        """``cmd`` run through a shell that first moves itself into the slot's cgroups (the
+        infra group for the CPU), so that no process of the sandbox ever runs outside them."""
+        dirs = [self.infra if d == self.dirs["cpu"] else d for d in self._unique_dirs()]
+        moves = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in dirs)
         return ["/bin/sh", "-c", f'{moves} && exec "$@"', "rlce-slot", *cmd]
 
-    def procs(self) -> list[int]:
-        """Processes in the slot (the pids hierarchy holds all of them)."""
+    def move_to_run(self, pid: int) -> None:
+        """Put ``pid`` (the template, before any job) in the run group: all it starts follow."""
+        (self.run / "cgroup.procs").write_text(str(pid))
+
+    @staticmethod
+    def _read_procs(d: Path) -> list[int]:
         try:
-            text = (self.dirs["pids"] / "cgroup.procs").read_text()
+            return [int(p) for p in (d / "cgroup.procs").read_text().split()]
         except FileNotFoundError:
             return []
-        return [int(p) for p in text.split()]
+
+    def infra_procs(self) -> list[int]:
+        return self._read_procs(self.infra)
+
+    def run_procs(self) -> list[int]:
+        return self._read_procs(self.run)
+
+    def procs(self) -> list[int]:
+        """Processes in the slot: on v1 the pids hierarchy holds all of them; on v2 the
+        slot's processes are in its two CPU groups."""
+        if self.layout.version == 2:
+            return self.infra_procs() + self.run_procs() + self._read_procs(self.dirs["pids"])
+        return self._read_procs(self.dirs["pids"])
 
     def kill(self) -> None:
         """SIGKILL every process in the slot until none is left (a fork bomb included: it is
@@ -215,7 +255,7 @@ class SlotCgroup:
         if not any(d.exists() for d in self._unique_dirs()):
             return
         self.kill()
-        for d in self._unique_dirs():
+        for d in (self.infra, self.run, *self._unique_dirs()):
             if d.exists():
                 _rmdir_when_empty(d)
 

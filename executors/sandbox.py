@@ -253,10 +253,10 @@ def descendants(pid: int) -> list[int]:
 
 
 def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
-    """Host pids of the fork server and the template, found by their pids inside the sandbox
-    (the last NSpid entry) among the descendants of the firejail process ``root``."""
-    want = {probe["pid"], *probe["children"]}
-    found = []
+    """Host pids of the fork server and then the template, found by their pids inside the
+    sandbox (the last NSpid entry) among the descendants of the firejail process ``root``."""
+    want = [probe["pid"], *probe["children"]]
+    found = {}
     for pid in descendants(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
@@ -264,11 +264,11 @@ def infrastructure_pids(root: int, probe: dict[str, Any]) -> list[int]:
             continue
         nspids = next(ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:"))
         if len(nspids) > 1 and int(nspids[-1]) in want:
-            found.append(pid)
+            found[int(nspids[-1])] = pid
     if len(found) != len(want):
         raise SandboxError(f"could not find the sandbox's fork server and template on the "
-                           f"host (found {found} for sandbox pids {sorted(want)})")
-    return found
+                           f"host (found {sorted(found.values())} for sandbox pids {want})")
+    return [found[p] for p in want]
 
 
 def is_stopped(pid: int) -> bool:
@@ -364,6 +364,18 @@ class Sandbox:
         if outside:
             raise IsolationError(f"sandbox processes {outside} run outside the slot's cgroup "
                                  f"{self.cgroup.dirs['pids']}")
+        if len(self._infra) != 2:
+            raise SandboxError(f"sandbox slot {self.slot} started with {len(self._infra)} "
+                               f"processes where a fork server and a template were expected")
+        zygote, template = self._infra
+        try:
+            self.cgroup.move_to_run(template)
+        except OSError as e:
+            raise IsolationError(f"cannot move the template of sandbox slot {self.slot} into "
+                                 f"its run group: {e}") from None
+        if zygote not in self.cgroup.infra_procs() or template not in self.cgroup.run_procs():
+            raise IsolationError(f"the fork server and template of sandbox slot {self.slot} "
+                                 f"are not in the slot's infra and run groups")
         self.probe.update(self.cgroup.describe())
 
     def fit_memory(self, job_memory_mb: int) -> None:
@@ -391,14 +403,13 @@ class Sandbox:
         return None
 
     def _stopped_infrastructure(self) -> int | None:
-        """The fork server or template, if a job has stopped it (the host pid), else None."""
-        for pid in self._baseline:
-            try:
-                if is_stopped(pid):
-                    return pid
-            except (OSError, IndexError):
-                continue  # gone: the channel's end of file says so
-        return None
+        """The fork server, if a job has stopped it (the host pid), else None. (A stopped
+        template is the fork server's to resume: it does once the run's processes are gone.)"""
+        pid = self._infra[0]
+        try:
+            return pid if is_stopped(pid) else None
+        except (OSError, IndexError):
+            return None  # gone: the channel's end of file says so
 
     def close(self) -> None:
         """End the sandbox and everything in it, and remove its slot cgroup. SandboxError if

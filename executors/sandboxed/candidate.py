@@ -17,7 +17,6 @@ import sys
 import traceback
 
 from .codec import Decoder, encode
-from .wire import read_exact
 
 
 def apply_limits(lim):
@@ -34,10 +33,10 @@ def apply_limits(lim):
 def template_loop(sock):
     """Pristine fork server: never reads job data, only file descriptors and small commands.
 
-    Each candidate is double-forked so that it is re-parented to the zygote (a child
-    subreaper), which can then wait for it and read its exit status.
+    Each candidate is a direct child (one fork per run): the template answers its pid, waits
+    for it and reports its wait status, two messages per candidate. Processes the candidate
+    leaves behind are re-parented to the zygote, a child subreaper, which ends them.
     """
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # middle processes reap themselves
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
@@ -46,22 +45,20 @@ def template_loop(sock):
         if not msg:
             os._exit(0)
         cmd = json.loads(msg)
-        r, w = os.pipe()
-        mid = os.fork()
-        if mid == 0:
-            os.close(r)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # keep the candidate's zombie for us
-            pid = os.fork()
-            if pid == 0:
-                os.close(w)
-                candidate_start(cmd, fds, sock)
-            os.write(w, struct.pack(">i", pid))
-            os._exit(0)
-        os.close(w)
+        gate_r, gate_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # nothing of the job runs before the zygote has the pid: a candidate
+            os.close(gate_w)  # could otherwise stop the template before it answered
+            os.read(gate_r, 1)
+            os.close(gate_r)
+            candidate_start(cmd, fds, sock)
+        os.close(gate_r)
         for fd in fds:
             os.close(fd)
-        sock.send(read_exact(r, 4))  # the zygote waits until the candidate is re-parented
-        os.close(r)
+        sock.send(struct.pack(">i", pid))
+        os.close(gate_w)
+        _, status = os.waitpid(pid, 0)
+        sock.send(struct.pack(">i", status))
 
 
 def candidate_start(cmd, fds, tsock):
@@ -130,6 +127,14 @@ def run_main(src):
         code = 1
     try:
         sys.stdout.flush()
+    except BaseException as e:  # output lost (no memory left for it, fd closed): as CPython
+        code = code or 120  # does at exit, that is not a clean exit
+        try:
+            print(f"could not write the program's output: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+        except BaseException:
+            pass
+    try:
         sys.stderr.flush()
     except BaseException:
         pass

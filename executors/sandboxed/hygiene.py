@@ -148,7 +148,6 @@ def memfd(name, data=b""):
 
 
 def read_capped(fd, cap):
+    """Up to ``cap`` bytes of the in-memory file ``fd`` from its start, and its whole size."""
     size = os.fstat(fd).st_size
-    os.lseek(fd, 0, 0)
-    data = os.read(fd, cap) if size else b""
-    return data, size
+    return (os.pread(fd, min(cap, size), 0) if size else b""), size

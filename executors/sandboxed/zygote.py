@@ -161,12 +161,48 @@ class Zygote:
         os.makedirs(WORKDIR, exist_ok=True)
 
     def spawn(self, cmd, fds):
+        """Start a candidate: the template forks it and answers its pid, and reports its wait
+        status once it has reaped it (``candidate_status``)."""
         socket.send_fds(self.tsock, [json.dumps(cmd).encode()], fds)
         (pid,) = struct.unpack(">i", self.tsock.recv(16))
         return pid
 
+    def candidate_status(self, deadline):
+        """The wait status the template reports for the candidate it started last, or None if
+        that candidate has not ended by ``deadline``."""
+        if not select.select([self.tsock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return None
+        data = self.tsock.recv(16)
+        if len(data) != 4:
+            raise RuntimeError("the template is gone")
+        return struct.unpack(">i", data)[0]
+
+    def end_candidate(self, pid):
+        """End a candidate that is still running, with everything else of the run, and
+        collect the wait status its template reports. The rest of the run is ended first:
+        the template shares the run's CPU group, where a fork bomb's processes would
+        otherwise keep it from reaping."""
+        self.end_group(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        # the candidate, dead or dying, is the template's to reap: kept out of the sweep
+        if not sweep({self.pid, self.template, pid}):
+            raise RuntimeError("could not end the run's processes")
+        self.resume_template()  # a run that stopped it has no process left to do it again
+        st = self.candidate_status(time.monotonic() + 5)
+        if st is None:
+            raise RuntimeError("the template did not report the end of its candidate")
+        return st
+
+    def resume_template(self):
+        """SIGCONT the template (same uid, so a run can stop it): it must be able to answer."""
+        os.kill(self.template, signal.SIGCONT)
+
     def clean(self):
         ok = sweep({self.pid, self.template})
+        self.resume_template()
         try:
             wipe()
             remove_ipc()
@@ -202,11 +238,11 @@ class Zygote:
             if pfd is not None:
                 os.close(pfd)
 
-    def wait_run(self, pid, clock):
-        """Wait for the run's process ``pid`` until ``clock`` says its time is up; its wait
-        status, or None if it is still running."""
+    def wait_run(self, clock):
+        """Wait for the run's candidate until ``clock`` says its time is up; its wait status,
+        or None if it is still running."""
         while True:  # the deadline only moves later: wait for it, then ask again
-            st = self.wait(pid, clock.deadline())
+            st = self.candidate_status(clock.deadline())
             if st is not None or clock.expired():
                 return st
 
@@ -240,12 +276,18 @@ class Zygote:
         cmd = {"mode": mode, "cwd": WORKDIR, "limits": lim, "argv": argv, "env": job["env"]}
         pid = self.spawn(cmd, [fin, fout, ferr, fsrc])
         clock = RunClock(lim["timeout_s"], t0, [pid], {self.pid, self.template})
-        st = self.wait_run(pid, clock)
+        st = self.wait_run(clock)
         wall = time.monotonic() - t0
         finished = st is not None
-        self.end_group(pid)
-        if not finished:
-            st = self.kill_wait(pid)
+        # the output is read once no process of the run is left to write it: one that left
+        # the candidate's group (setsid) could otherwise write, or move the shared offset,
+        # while it is read (an output read as empty, which an empty expected output passed)
+        if finished:
+            self.end_group(pid)
+            if not sweep({self.pid, self.template}):
+                raise RuntimeError("could not end the run's processes")
+        else:
+            self.end_candidate(pid)
         exit_info = exit_of(st) if finished else None
         out, out_size = read_capped(fout, lim["output_bytes"] + 1)
         err, err_size = read_capped(ferr, 2 * STDERR_KEEP)
@@ -295,12 +337,12 @@ class Zygote:
         if judge_st is None:
             self.kill_wait(jpid)
         # the candidate ends when the judge closes its socket; give it a moment, then force it
-        cst = self.wait(cpid, time.monotonic() + 0.02)
-        self.end_group(cpid)
+        cst = self.candidate_status(time.monotonic() + 0.02)
         if cst is None:
-            cst = self.kill_wait(cpid)
+            cst = self.end_candidate(cpid)
             exit_info = None if timed_out else exit_of(cst)
         else:
+            self.end_group(cpid)
             exit_info = exit_of(cst)
         # a judge ended at the deadline or the cap may leave a partial last line
         lines = [json.loads(ln) for ln in buf[: buf.rfind(b"\n") + 1].split(b"\n") if ln]

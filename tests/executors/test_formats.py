@@ -130,6 +130,16 @@ def test_io_runtime_error_nonzero_exit(runner):
     assert v["status"] == "runtime_error" and "ValueError" in v["stderr"]
 
 
+def test_io_output_that_cannot_be_written_is_not_a_clean_exit(runner):
+    """Output still buffered at the end, which cannot be written (here fd 1 is closed; in a
+    slot out of memory the write fails the same way), is lost: the run exits 120, as CPython
+    does, instead of 0, which against an empty expected output was judged passed."""
+    src = "import os\nprint('hello')\nos.close(1)\n"
+    v = run(runner, io_job(src, [("", "")]))
+    assert v["status"] == "runtime_error", v
+    assert "could not write the program's output: OSError" in v["stderr"], v
+
+
 SUM = {
     "python": "a, b = map(int, input().split())\nprint(a + b)\n",
     "javascript": "const v=require('fs').readFileSync(0,'utf8').trim().split(/\\s+/).map(Number);"

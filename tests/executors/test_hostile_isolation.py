@@ -93,8 +93,8 @@ def test_candidate_cannot_cripple_the_fork_server(solo, attack):
         assert affinity == cpus and "Max open files            1024" in limits, (attack, pid)
 
 
-# the fork server is the process whose parent is the sandbox's init (pid 1); walking up from
-# us, since our parent may still be the template's short-lived middle process for a moment
+# the fork server is the process whose parent is the sandbox's init (pid 1), found by walking
+# up from us (our parent is the template, or the judge's candidate's)
 FIND_FORK_SERVER = (
     "import os, signal\n"
     "def parent(p):\n"
@@ -114,9 +114,19 @@ STOP_TEMPLATE = FIND_FORK_SERVER + (
 
 def test_a_stopped_template_is_replaced_before_the_next_job(solo):
     """SIGSTOP on the template (same uid) used to leave it stopped for the next job of the
-    slot, whose spawn then waited until the host gave up and retried it."""
+    slot, whose spawn then waited until the host gave up and retried it. The fork server
+    resumes it once the run's processes are gone, and the sandbox is not restarted."""
     v = run(solo, asserts_job(STOP_TEMPLATE, ["assert f() == 1"], limits={"timeout_s": 3}))
-    assert v["status"] == "passed", v  # it stopped nothing of its own job
+    assert (v["status"], v["retries"]) == ("passed", 0), v  # it stopped nothing of its own job
+    honest_jobs_pass(solo)
+
+
+def test_a_program_that_stops_its_template_gets_no_exit_status(solo):
+    """The template reaps each candidate and reports its exit status; one that stopped it
+    cannot be reported as having ended, so its run lasts until its time is up."""
+    src = STOP_TEMPLATE + "print('ok')\n"
+    v = run(solo, io_job(src, [("", "ok\n")], limits={"timeout_s": 1}))
+    assert (v["status"], v["retries"]) == ("timeout", 0), v
     honest_jobs_pass(solo)
 
 
@@ -223,8 +233,14 @@ def slot_cgroups(runner, **limits):
 
 def test_each_slot_is_bounded_by_its_own_cgroup(runner):
     dirs = slot_cgroups(runner)
-    cpu, mem, pids = dirs["cpu"], dirs["memory"], dirs["pids"]
+    run_group, mem, pids = dirs["cpu"], dirs["memory"], dirs["pids"]
+    # a job's processes run in the slot's run group, beside the infra group that holds the
+    # fork server; the slot's quota bounds both
+    assert run_group.name == "run", run_group
+    cpu = run_group.parent
     assert cpu != Path("/sys/fs/cgroup/cpu"), "candidates run in the host's root cpu cgroup"
+    assert (int((cpu / "infra" / "cpu.shares").read_text())
+            == 8 * int((run_group / "cpu.shares").read_text()))
     quota = int((cpu / "cpu.cfs_quota_us").read_text())
     period = int((cpu / "cpu.cfs_period_us").read_text())
     # the slot's cores: the program's one and a quarter for the fork server and judge
@@ -258,7 +274,8 @@ def test_spinners_in_many_sessions_stay_in_the_slot(runner):
     assert v["status"] == "timeout", v
     seen = {Path("/sys/fs/cgroup/cpu") / ln.split(":", 2)[2].lstrip("/")
             for ln in v["stdout"].splitlines() if ln}
-    assert seen and all(d.parent == slot.parent and d.name.startswith("rlce-sbx-slot-")
+    assert seen and all(d.name == "run" and d.parent.parent == slot.parent.parent
+                        and d.parent.name.startswith("rlce-sbx-slot-")
                         for d in seen), (seen, slot)
     honest_jobs_pass(runner)
 
@@ -352,7 +369,8 @@ def test_slot_cgroups_are_removed_when_the_runner_closes():
         assert dirs["pids"].exists()
     finally:
         r.close()
-    assert not [d for c, d in dirs.items() if c in ("cpu", "memory", "pids") and d.exists()]
+    gone = (dirs["cpu"], dirs["cpu"].parent, dirs["memory"], dirs["pids"])
+    assert not [d for d in gone if d.exists()]
 
 
 # --------------------------------------------------------------------------- class 13

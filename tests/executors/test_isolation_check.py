@@ -91,6 +91,39 @@ def test_no_usable_cgroup_refused(monkeypatch, tmp_path):
         cg.detect()
 
 
+def test_slot_splits_its_cpu_between_infrastructure_and_run(tmp_path):
+    """On either layout the slot's cpu cgroup has an infra group (where the sandbox starts:
+    fork server and judge) weighted 8:1 against the run group (the template and every job's
+    processes); v2 delegates cpu to them, so the slot itself holds no process. Memory and
+    tasks stay bounded on the slot as a whole."""
+    from executors.cgroups import Layout, SlotCgroup, SlotLimits
+
+    limits = SlotLimits(cpus=1.25, memory_mb=4096, pids=512)
+    (tmp_path / "v2").mkdir()
+    v2 = SlotCgroup(Layout(2, {c: tmp_path / "v2" for c in ("cpu", "memory", "pids")}),
+                    "slot-0", limits)
+    v2.create()
+    slot = tmp_path / "v2" / "slot-0"
+    assert (slot / "cgroup.subtree_control").read_text() == "+cpu"
+    assert (slot / "cpu.max").read_text() == "125000 100000"
+    assert [(slot / g / "cpu.weight").read_text() for g in ("infra", "run")] == ["800", "100"]
+    assert f"echo $$ > {slot / 'infra' / 'cgroup.procs'} && exec" in v2.wrap(["x"])[2]
+
+    for c in ("cpu", "memory", "pids"):
+        (tmp_path / c).mkdir()
+    v1 = SlotCgroup(Layout(1, {c: tmp_path / c for c in ("cpu", "memory", "pids")}),
+                    "slot-0", limits)
+    v1.create()
+    cpu = tmp_path / "cpu" / "slot-0"
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "125000"
+    assert [(cpu / g / "cpu.shares").read_text() for g in ("infra", "run")] == ["8192", "1024"]
+    script = v1.wrap(["x"])[2]
+    for target in (cpu / "infra", tmp_path / "memory" / "slot-0", tmp_path / "pids" / "slot-0"):
+        assert f"echo $$ > {target / 'cgroup.procs'}" in script
+    v1.move_to_run(4321)
+    assert (cpu / "run" / "cgroup.procs").read_text() == "4321"
+
+
 def test_executor_pods_hold_no_token_and_no_references():
     from pathlib import Path
 
