@@ -329,6 +329,7 @@ class Sandbox:
 
     # -- lifecycle
     def start(self) -> None:
+        self._infra, self._baseline = [], {}  # a restarted sandbox's are found again below
         ids = slot_user(self.cfg, self.slot)
         cmd = firejail_args(self.cfg) + [self.cfg.python, "-I", "-S", "-c", BOOT]
         if ids is not None:
@@ -405,6 +406,8 @@ class Sandbox:
     def _stopped_infrastructure(self) -> int | None:
         """The fork server, if a job has stopped it (the host pid), else None. (A stopped
         template is the fork server's to resume: it does once the run's processes are gone.)"""
+        if not self._infra:  # still starting: its processes are not known yet
+            return None
         pid = self._infra[0]
         try:
             return pid if is_stopped(pid) else None

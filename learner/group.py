@@ -41,6 +41,8 @@ def merge_rank_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
 
     out = {}
     for key, rule in STEP_METRICS.items():
+        if key not in per_rank[0]:  # a metric of the other loss (algo.loss)
+            continue
         values = [m[key] for m in per_rank]
         if rule == "same":
             out[key] = values[0]
@@ -73,6 +75,7 @@ class LearnerGroup:
         if world_size < 1:
             raise ValueError(f"a LearnerGroup needs learner.actors >= 1, got {world_size}")
         self.world_size, self.estimator = world_size, algo.estimator
+        self.sft = algo.loss == "sft"
         master = f"{ray.util.get_node_ip_address()}:{free_port()}"
         self.actors = [LearnerActor.options(**cfg.actor_options()).remote(
             cfg, algo, model, seed, resume_from, rank, world_size, master)
@@ -85,8 +88,9 @@ class LearnerGroup:
         validate(groups)  # reject on the caller's side: all ranks or none
         if len(groups) < self.world_size:
             raise ValueError(f"{len(groups)} groups cannot feed {self.world_size} learners")
-        groups = [dataclasses.replace(g, advantages=tuple(a))
-                  for g, a in zip(groups, advantages_for(groups, self.estimator))]
+        if not self.sft:  # the cross-entropy of algo.loss=sft has no advantages
+            groups = [dataclasses.replace(g, advantages=tuple(a))
+                      for g, a in zip(groups, advantages_for(groups, self.estimator))]
         parts = [groups[r::self.world_size] for r in range(self.world_size)]
         return merge_rank_metrics(ray.get([a.step.remote(p)
                                            for a, p in zip(self.actors, parts)]))

@@ -54,6 +54,7 @@ STEP_METRICS = {
     "advantage_std": "sample_std",
     "is_weight_min": "min", "is_weight_max_raw": "max",
     "step_s": "max", "tokens_per_s": "rate",
+    "nll": "token_mean",  # algo.loss=sft
 }
 
 
@@ -169,7 +170,8 @@ class Learner:
         t0 = time.perf_counter()
         rows = self._rows(groups)
         minis = self._mini_batches(rows)
-        if len(minis) > 1:  # PPO's pi_old, for the ratio that the clip bounds
+        sft = self.algo.loss == "sft"
+        if len(minis) > 1 and not sft:  # PPO's pi_old, for the ratio that the clip bounds
             for r, lp in zip(rows, self.old_logprobs(rows)):
                 r.old_logp = lp
         sums: dict[str, float] = {}
@@ -180,13 +182,17 @@ class Learner:
             grad_norms.append(grad_norm)
         wall = time.perf_counter() - t0
         tok = max(sums["tokens"], 1.0)
-        adv = torch.tensor([r.advantage for r in rows])
-        return {
+        common = {
             "step": self.step_count, "loss": sums["loss"] / len(minis),
-            "clip_frac": sums["clipped_tokens"] / tok, "kl": sums["kl_sum"] / tok,
             "entropy": sums["entropy_sum"] / tok, "grad_norm": sum(grad_norms) / len(minis),
             "lr": lr, "tokens_per_s": sums["processed"] / wall, "step_s": wall,
-            "samples": float(len(rows)), "completion_tokens": sums["tokens"],
+            "samples": float(len(rows)), "completion_tokens": sums["tokens"]}
+        if sft:
+            return {**common, "nll": sums["nll_sum"] / tok}
+        adv = torch.tensor([r.advantage for r in rows])
+        return {
+            **common,
+            "clip_frac": sums["clipped_tokens"] / tok, "kl": sums["kl_sum"] / tok,
             "advantage_mean": float(adv.mean()),
             "advantage_std": float(adv.std()) if len(rows) > 1 else 0.0,
             "reward_mean": float(np.mean([s.reward for g in groups for s in g.samples])),
@@ -197,10 +203,11 @@ class Learner:
         }
 
     def _rows(self, groups: list[TrainGroup]) -> list[_Row]:
+        advs = ([[1.0] * len(g.samples) for g in groups] if self.algo.loss == "sft"
+                else advantages_for(groups, self.algo.estimator))  # sft: every row counts once
         return [_Row(list(s.prompt_ids) + list(s.completion_ids), len(s.prompt_ids),
                      list(s.behaviour_logprobs), float(a))
-                for g, adv in zip(groups, advantages_for(groups, self.algo.estimator))
-                for s, a in zip(g.samples, adv)]
+                for g, adv in zip(groups, advs) for s, a in zip(g.samples, adv)]
 
     def _mini_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """``mini_batches`` interleaved slices of the rows, one optimiser step each (fewer when
@@ -275,6 +282,12 @@ class Learner:
     def _loss(self, mb: list[_Row], total_tokens: float, total_seqs: int
               ) -> tuple[torch.Tensor, dict[str, float]]:
         algo = self.algo
+        if algo.loss == "sft":  # the model's own distribution, not the sampler's temperature
+            logp, entropy, mask = self._score(self.policy, mb, with_entropy=True,
+                                              temperature=1.0)
+            loss, metrics = losses.sft_loss(logp, mask, total_tokens=total_tokens)
+            metrics["entropy_sum"] = float((entropy * mask).sum())
+            return loss, metrics
         logp, entropy, mask = self._score(self.policy, mb, with_entropy=True)
         old = logp.detach() if mb[0].old_logp is None else self._padded(
             [r.old_logp for r in mb], logp)
@@ -298,10 +311,11 @@ class Learner:
             out[b, : len(v)] = v
         return out
 
-    def _score(self, model: TokenScores, mb: list[_Row], with_entropy: bool
+    def _score(self, model: TokenScores, mb: list[_Row], with_entropy: bool,
+               temperature: float | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Per-token logprobs [B, Cmax] of each row's completion, the entropy there (or None)
-        and the mask of real tokens."""
+        """Per-token logprobs [B, Cmax] of each row's completion (at ``temperature``, else the
+        sampler's), the entropy there (or None) and the mask of real tokens."""
         B, L = len(mb), max(len(r.ids) for r in mb)
         C = max(r.completion_len for r in mb)
         pad = self.tokenizer.pad_token_id or 0
@@ -318,7 +332,7 @@ class Learner:
         at = (torch.tensor(rows_i, device=self.device), torch.tensor(cpos, device=self.device))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             lp, ent = model(ids, attn, at[0], torch.tensor(cols_i, device=self.device),
-                            with_entropy)
+                            with_entropy, temperature)
         zeros = torch.zeros((B, C), device=self.device)
         logp = zeros.index_put(at, lp)
         mask = zeros.index_put(at, torch.ones_like(lp))

@@ -161,6 +161,21 @@ def policy_loss(logp_B_T: torch.Tensor, old_logp_B_T: torch.Tensor,
     return loss, metrics
 
 
+def sft_loss(logp_B_T: torch.Tensor, mask_B_T: torch.Tensor, *,
+             total_tokens: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Rejection-sampling fine-tuning: the mean negative log-likelihood of the kept
+    completions' tokens under pi (scored at temperature 1),
+
+        L = -sum_t log pi(y_t) / tokens
+
+    over every masked token of the step (``total_tokens``, so that micro-batches add up to
+    the step's loss). Metrics: ``tokens`` and ``nll_sum`` (sums over the masked tokens)."""
+    mask = mask_B_T.to(logp_B_T.dtype)
+    nll = -(logp_B_T * mask).sum()
+    loss = nll / (total_tokens or mask.sum().clamp(min=1))
+    return loss, {"tokens": float(mask.sum()), "nll_sum": float(nll.detach())}
+
+
 def entropy_from_logits(logits_B_T_V: torch.Tensor) -> torch.Tensor:
     """Per-token entropy of the softmax over the vocabulary."""
     logp = logits_B_T_V.float().log_softmax(-1)

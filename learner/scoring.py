@@ -99,8 +99,9 @@ class TokenScores(torch.nn.Module):
         self.temperature, self.chunk_tokens = temperature, chunk_tokens
 
     def forward(self, ids_B_L: torch.Tensor, attn_B_L: torch.Tensor, rows_N: torch.Tensor,
-                cols_N: torch.Tensor, with_entropy: bool
+                cols_N: torch.Tensor, with_entropy: bool, temperature: float | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``temperature`` replaces the module's own (the sampler's) for this call."""
         hidden = self.lm.get_decoder()(input_ids=ids_B_L, attention_mask=attn_B_L)
         head = self.lm.get_output_embeddings()
         if getattr(head, "bias", None) is not None:
@@ -111,6 +112,7 @@ class TokenScores(torch.nn.Module):
                  else torch.float32)
         with torch.autocast(device, enabled=False):  # the matmul dtype is set explicitly
             return token_logprobs(hidden.last_hidden_state[rows_N, cols_N], head.weight,
-                                  ids_B_L[rows_N, cols_N + 1], temperature=self.temperature,
+                                  ids_B_L[rows_N, cols_N + 1],
+                                  temperature=temperature or self.temperature,
                                   chunk_tokens=self.chunk_tokens, with_entropy=with_entropy,
                                   dtype=dtype)

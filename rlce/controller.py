@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -36,7 +36,7 @@ from executors.schema import Verdict
 from rlce.core.config import AlgoConfig
 from rlce.core.types import SamplingSettings, ScoredSample, TrainGroup
 from rlce.data import Problem, ProblemStream
-from rlce.prompts import program_for, prompt_for
+from rlce.prompts import program_for, program_key, prompt_for
 from rlce.rewards import RewardFn
 
 logger = logging.getLogger(__name__)
@@ -93,10 +93,12 @@ class RoundStats:
 
 @dataclass
 class Batch:
-    """What one generate-and-execute round produced."""
+    """What one generate-and-execute round produced; ``passed`` holds each problem's passing
+    samples with their judged programs."""
     groups: list[TrainGroup]
     stats: RoundStats
     records: list[dict[str, Any]]
+    passed: dict[str, list[tuple[str, ScoredSample]]] = field(default_factory=dict)
 
 
 def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
@@ -152,6 +154,7 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                        truncated=sum(s.finish_reason == "length" for s in samples))
     stats.completion_tokens = sum(stats.lengths)
     records = []
+    passed: dict[str, list[tuple[str, ScoredSample]]] = defaultdict(list)
     for s in samples:
         v = verdicts[f"{s.problem_id}#{s.index}"]
         stats.verdicts[v.status] += 1
@@ -167,8 +170,10 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
             continue
         if cut and overlong == "penalty":
             r -= overlong_penalty
-        grouped[s.problem_id].append(ScoredSample(s.prompt_ids, s.completion_ids, s.logprobs,
-                                                  r, s.policy_version))
+        scored = ScoredSample(s.prompt_ids, s.completion_ids, s.logprobs, r, s.policy_version)
+        grouped[s.problem_id].append(scored)
+        if v.status == "passed":
+            passed[s.problem_id].append((programs[f"{s.problem_id}#{s.index}"], scored))
         stats.rewards.append(r)
         records.append({"problem": s.problem_id, "language": by_id[s.problem_id].language,
                         "status": v.status, "reward": r, "version": s.policy_version,
@@ -181,7 +186,7 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
     groups = [TrainGroup(pid, tuple(ss)) for pid, ss in grouped.items() if len(ss) > 1]
     stats.execute_tail_s = max(0.0, exec_done_at - t0 - gen_s)
     stats.wall_s = time.perf_counter() - t0
-    return Batch(groups, stats, records)
+    return Batch(groups, stats, records, dict(passed))
 
 
 ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
@@ -199,7 +204,8 @@ class Controller:
                  max_engine_restarts: int, samples_kept: int,
                  make_engine: Callable[[], ActorHandle] | None = None,
                  log: Callable[[dict[str, Any]], None] | None = None,
-                 between_steps: Callable[[int], dict[str, Any]] | None = None) -> None:
+                 between_steps: Callable[[int], dict[str, Any]] | None = None,
+                 pairs: Iterator[list[TrainGroup]] | None = None) -> None:
         from actors.rollout import RolloutPool
 
         self.problems, self.engines, self.fleet, self.learner = problems, engines, fleet, learner
@@ -207,6 +213,7 @@ class Controller:
         self.max_engine_restarts, self.samples_kept = max_engine_restarts, samples_kept
         self.make_engine, self.log, self.between_steps = make_engine, log, between_steps
         self.pool = RolloutPool(engines)
+        self.pairs = pairs  # algo.sft_from: each step trains on the next batch of these
         self.restarts = 0
         self.prompts_skipped = 0
         self._lock = threading.RLock()  # engines list and learner weights
@@ -263,15 +270,47 @@ class Controller:
             self.engines[:] = alive
             self.pool.actors = self.engines
 
-    def generate(self, problems: list[Problem]) -> Batch:
+    def generate(self, problems: list[Problem], settings: SamplingSettings | None = None
+                 ) -> Batch:
         """One generate-and-execute round; a dead engine is replaced and the round redone."""
         while True:
             try:
-                return generate_and_execute(self.pool, self.fleet, problems, self.settings,
+                return generate_and_execute(self.pool, self.fleet, problems,
+                                            settings or self.settings,
                                             self.reward, self.algo.overlong,
                                             self.algo.overlong_penalty)
             except ENGINE_ERRORS:
                 self._replace_dead_engines()
+
+    def rejection_sample(self) -> tuple[list[TrainGroup], RoundStats, list[dict[str, Any]], int]:
+        """``algo.loss=sft``: sample the step's problems ``n`` at a time; a problem with no
+        passing program yet is sampled again (with new seeds) until it has had
+        ``sft_max_samples``; each keeps up to ``sft_keep`` passing completions of distinct
+        programs (``program_key``). Returns the groups, what the rounds did, their records and
+        how many rounds there were."""
+        algo = self.algo
+        problems = self._draw(max(algo.groups_per_step, algo.problems_per_draw))
+        language = {p.id: p.language for p in problems}
+        found: dict[str, dict[str, ScoredSample]] = defaultdict(dict)
+        stats, records, rounds, spent = RoundStats(), [], 0, 0
+        todo = problems
+        while todo:
+            seed = self.settings.seed
+            settings = (self.settings if seed is None or not rounds else
+                        dataclasses.replace(self.settings, seed=seed + rounds * 100_003))
+            batch = self.generate(todo, settings)
+            rounds += 1
+            spent += algo.n
+            stats += batch.stats
+            records += batch.records
+            for pid, items in batch.passed.items():
+                for program, sample in items:
+                    found[pid].setdefault(program_key(program, language[pid]), sample)
+            todo = ([p for p in todo if not found.get(p.id)]
+                    if spent + algo.n <= algo.sft_max_samples else [])
+        groups = [TrainGroup(pid, tuple(list(kept.values())[: algo.sft_keep]))
+                  for pid, kept in found.items()]
+        return groups, stats, records, rounds
 
     # -- asynchronous producer
 
@@ -350,7 +389,12 @@ class Controller:
         skipped0, restarts0 = self.prompts_skipped, self.restarts
         executed0 = self.fleet.metrics().get("submitted", 0.0)
         version = self.learner.version
-        while len(kept) < algo.groups_per_step and draws < algo.max_draws_per_step:
+        if self.pairs is not None:
+            kept = next(self.pairs)
+        elif algo.loss == "sft":
+            kept, stats, records, draws = self.rejection_sample()
+        while (algo.loss == "pg" and len(kept) < algo.groups_per_step
+               and draws < algo.max_draws_per_step):
             draws += 1
             batch, waited = self._next_batch(algo.groups_per_step - len(kept))
             wait_s += waited
@@ -380,6 +424,7 @@ class Controller:
             "reward/std": float(np.std(stats.rewards)) if stats.rewards else 0.0,
             "reward/pass_rate": stats.verdicts.get("passed", 0) / max(1, stats.samples),
             "data/groups_kept": len(kept), "data/groups_dropped": dropped,
+            "data/samples_kept": sum(len(g.samples) for g in kept),
             "data/groups_stale": stale, "data/draws": draws,
             "data/prompts_skipped": self.prompts_skipped - skipped0,
             "data/problems_drawn": self.problems.position,

@@ -3,6 +3,9 @@ for training, evaluation and the minimal loop."""
 
 from __future__ import annotations
 
+import ast
+import re
+
 from rlce.core.types import Prompt
 from rlce.data import Problem
 from rlce.rewards import extract_program
@@ -10,9 +13,13 @@ from rlce.rewards import extract_program
 INSTRUCTION = "Answer with the complete program in one fenced code block."
 
 
+def messages_for(statement: str) -> tuple[dict[str, str], ...]:
+    """The chat turns a problem's statement is asked in."""
+    return ({"role": "user", "content": f"{statement}\n\n{INSTRUCTION}"},)
+
+
 def prompt_for(problem: Problem) -> Prompt:
-    return Prompt(problem.id, messages=({"role": "user",
-                                         "content": f"{problem.prompt}\n\n{INSTRUCTION}"},))
+    return Prompt(problem.id, messages=messages_for(problem.prompt))
 
 
 def program_for(problem: Problem, text: str) -> str:
@@ -25,3 +32,15 @@ def program_for(problem: Problem, text: str) -> str:
     if stub and entry and f"def {entry}" not in program:
         program = stub + program
     return program
+
+
+def program_key(program: str, language: str) -> str:
+    """What two programs share when they differ only in layout: a Python program's syntax
+    tree without comments and formatting (a docstring stays), any other language's text
+    with runs of whitespace collapsed."""
+    if language == "python":
+        try:
+            return ast.dump(ast.parse(program))
+        except (SyntaxError, ValueError, RecursionError):
+            pass
+    return re.sub(r"\s+", " ", program).strip()

@@ -67,6 +67,30 @@ def check_model(cfg: TrainConfig) -> str:
         raise ConfigError(f"{option}: {e}") from None
 
 
+def sft_pairs(cfg: TrainConfig, model_path: str) -> Any:
+    """``algo.sft_from``'s training batches (rlce.sft.PairBatches), or None when the run
+    samples its own; rows left out are printed, and a file with nothing to train on is a
+    ConfigError naming the option."""
+    if cfg.algo.sft_from is None:
+        return None
+    from transformers import AutoTokenizer
+
+    from rlce.sft import PairError, pair_batches, read_pairs
+
+    path = cfg.algo.sft_from
+    try:
+        pairs, errors, _ = read_pairs(path, cfg.data.on_error)
+        batches, too_long = pair_batches(
+            path, pairs, AutoTokenizer.from_pretrained(model_path),
+            max_len=cfg.rollout.max_model_len, groups=cfg.algo.groups_per_step,
+            seed=cfg.data.seed, on_error=cfg.data.on_error)
+    except (PairError, OSError) as e:
+        raise ConfigError(f"algo.sft_from={path}: {e}") from None
+    for e in errors + too_long:
+        print(f"skipped pair: {e}")
+    return batches
+
+
 class Parts:
     """The running parts of a run (engines, fleet, learner), shut down together."""
 
@@ -137,6 +161,15 @@ def say(line: str, progress: bool = True) -> None:
         print(f"rlce: {line}", flush=True)
 
 
+def method(a: Any) -> str:
+    if a.loss == "pg":
+        return a.estimator
+    if a.sft_from:
+        return f"fine-tuning on the pairs of {a.sft_from}"
+    return (f"rejection-sampling fine-tuning: up to {a.sft_keep} passing programs per "
+            f"problem, at most {a.sft_max_samples} samples each")
+
+
 def header(cfg: TrainConfig, problems: Any, run_dir: Path) -> str:
     d, a = cfg.data, cfg.algo
     count = f"{len(problems)} problems" if isinstance(problems, list) else "endless"
@@ -147,7 +180,7 @@ def header(cfg: TrainConfig, problems: Any, run_dir: Path) -> str:
         source += f" ({chosen})" if chosen else ""
     return "\n".join([
         f"model {cfg.start_model}; data {source}: {count}",
-        f"{a.steps} steps of >= {a.groups_per_step} groups x {a.n} samples ({a.estimator}, "
+        f"{a.steps} steps of >= {a.groups_per_step} groups x {a.n} samples ({method(a)}, "
         f"lr {cfg.learner.lr}, reward {cfg.reward.name}); {cfg.rollout.engines} "
         f"{cfg.rollout.backend} engine(s), learner "
         f"{'in the driver' if cfg.learner.actors == 0 else f'{cfg.learner.actors} actors'}",
@@ -179,7 +212,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     problems = problems_from(cfg)
     say("rlce train\n" + header(cfg, problems, run_dir), show)
     eval_set = eval_problems(cfg.eval, cfg.data)
-    check_model(cfg)
+    model_path = check_model(cfg)
+    pairs = sft_pairs(cfg, model_path)
     start_step, drawn, state = 0, 0, {}
     if cfg.checkpoint.resume:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
@@ -194,6 +228,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     else:
         stream = ProblemStream(problems, seed=d.seed)
         stream.skip(drawn)  # a resumed run continues with the same data order
+    if pairs is not None:
+        pairs.skip(state.get("pairs_drawn", 0))
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     (run_dir / "config.yaml").write_text(resolved)
@@ -230,6 +266,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                       "version": learner.version, "run_dir": str(run_dir)}
         if isinstance(stream, CurriculumStream):
             ctrl_state["curriculum"] = stream.state()
+        if pairs is not None:
+            ctrl_state["pairs_drawn"] = pairs.position
         (where / CONTROLLER_STATE).write_text(json.dumps(ctrl_state, indent=2))
         (where / "config.yaml").write_text(resolved)
         return str(where)
@@ -300,7 +338,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                           get_reward(cfg.reward.name), seed=cfg.seed,
                           max_engine_restarts=cfg.rollout.max_restarts,
                           samples_kept=cfg.logging.samples_per_step,
-                          make_engine=parts.new_engine, log=log, between_steps=between)
+                          make_engine=parts.new_engine, log=log, between_steps=between,
+                          pairs=pairs)
         history = ctrl.run(start_step)
         bar.close()
         end = history[-1]["step"] if history else start_step

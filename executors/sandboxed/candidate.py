@@ -57,8 +57,24 @@ def template_loop(sock):
             os.close(fd)
         sock.send(struct.pack(">i", pid))
         os.close(gate_w)
-        _, status = os.waitpid(pid, 0)
+        while True:  # a candidate can give the template other children (clone with
+            done, status = os.waitpid(-1, 0)  # CLONE_PARENT): they are reaped on the way
+            if done == pid:
+                break
         sock.send(struct.pack(">i", status))
+        reap_others()
+
+
+def reap_others():
+    """Reap the template's children that have ended (the sweep ends those still running;
+    their zombies are reaped here or while the next candidate runs)."""
+    while True:
+        try:
+            done, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not done:
+            return
 
 
 def candidate_start(cmd, fds, tsock):
@@ -125,10 +141,32 @@ def run_main(src):
     except BaseException:
         traceback.print_exc()
         code = 1
+    os._exit(shut_down(code))
+
+
+def shut_down(code):
+    """What the interpreter does at exit, in its order, for a program run by ``exec``: wait
+    for its non-daemon threads, run its ``atexit`` hooks, flush stdout (the program's and the
+    original) unless the program closed or dropped it (output that cannot be written then is
+    exit 120, as CPython makes it, never 0) and stderr. Returns the exit code."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:
+            traceback.print_exc()
     try:
-        sys.stdout.flush()
-    except BaseException as e:  # output lost (no memory left for it, fd closed): as CPython
-        code = code or 120  # does at exit, that is not a clean exit
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    try:  # sys.__stdout__ too: CPython's finalisation flushes the original stream
+        for out in dict.fromkeys([getattr(sys, "stdout", None), sys.__stdout__]):
+            if out is not None and not out.closed:
+                out.flush()
+    except BaseException as e:  # output lost (no memory left for it, fd closed)
+        code = code or 120
         try:
             print(f"could not write the program's output: {type(e).__name__}: {e}",
                   file=sys.stderr)
@@ -138,7 +176,7 @@ def run_main(src):
         sys.stderr.flush()
     except BaseException:
         pass
-    os._exit(code)
+    return code
 
 
 def serve_rpc(src, fd):

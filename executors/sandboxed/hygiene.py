@@ -28,6 +28,20 @@ def others(keep):
     return {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep and p != "1"}
 
 
+def running(pids):
+    """Those of ``pids`` that are not zombies. A zombie runs nothing; one whose parent is the
+    template (a candidate can make siblings of itself with CLONE_PARENT) is reaped by it."""
+    out = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] != "Z":
+                    out.add(pid)
+        except OSError:
+            continue  # gone
+    return out
+
+
 def sweep(keep):
     """SIGKILL every process of the sandbox except ``keep`` and init, and wait until they are
     gone; reap what is ours. False if one survives (the sandbox must then be thrown away).
@@ -52,7 +66,7 @@ def sweep(keep):
     while True:
         reap()
         left = others(keep)
-        if not left:
+        if not left or not (left := running(left)):
             return True
         if time.monotonic() > deadline:
             return False

@@ -197,12 +197,19 @@ class Zygote:
         return st
 
     def resume_template(self):
-        """SIGCONT the template (same uid, so a run can stop it): it must be able to answer."""
-        os.kill(self.template, signal.SIGCONT)
+        """SIGCONT the template (same uid, so a run can stop it): it must be able to answer.
+        RuntimeError if it is gone (a run killed it): the sandbox must then be replaced."""
+        try:
+            os.kill(self.template, signal.SIGCONT)
+        except ProcessLookupError:
+            raise RuntimeError("the template is gone") from None
 
     def clean(self):
         ok = sweep({self.pid, self.template})
-        self.resume_template()
+        try:
+            self.resume_template()
+        except RuntimeError:
+            ok = False
         try:
             wipe()
             remove_ipc()

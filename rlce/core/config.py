@@ -71,6 +71,19 @@ class AlgoConfig:
     staleness: int = 0  # 0: synchronous; k > 0: asynchronous, groups at most k versions old
     overlong: str = "keep"  # completions cut at max_tokens: keep, filter (drop) or penalty
     overlong_penalty: float = 0.5  # subtracted from their reward with overlong=penalty
+    # pg: the policy-gradient objective (learner/losses.py: policy_loss); sft: rejection-
+    # sampling fine-tuning (algo=sft): each step samples its problems, keeps the completions
+    # whose programs pass, and trains on their tokens' cross-entropy at temperature 1
+    loss: str = "pg"
+    # sft: distinct passing programs kept per problem and step. Capped so that an easy
+    # problem whose every sample passes weighs no more than a hard one solved twice
+    sft_keep: int = 2
+    # sft: samples one problem may get in a step; one with no passing sample yet is sampled
+    # again, n at a time, until this budget is spent (adaptive sampling)
+    sft_max_samples: int = 16
+    # sft: fine-tune on the prompt/completion pairs of this JSONL or Parquet file or
+    # trajectory store (rlce/sft.py) instead of sampling; null: sample
+    sft_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         at_least("algo.steps", self.steps, 0)
@@ -94,6 +107,17 @@ class AlgoConfig:
         one_of("algo.aggregation", self.aggregation, AGGREGATIONS)
         one_of("algo.kl_kind", self.kl_kind, ("k1", "k3"))
         one_of("algo.overlong", self.overlong, ("keep", "filter", "penalty"))
+        one_of("algo.loss", self.loss, ("pg", "sft"))
+        at_least("algo.sft_keep", self.sft_keep, 1)
+        if self.sft_from is not None and self.loss != "sft":
+            raise ValueError("algo.sft_from names pairs to fine-tune on: it needs "
+                             "algo.loss=sft (algo=sft)")
+        if self.loss == "sft" and self.staleness:
+            raise ValueError("algo.loss=sft samples each step's problems with the current "
+                             "weights; it needs algo.staleness=0")
+        if self.sft_max_samples < self.n:
+            raise ValueError(f"algo.sft_max_samples must be >= algo.n ({self.n}), got "
+                             f"{self.sft_max_samples}")
         if self.estimator == "rloo" and self.n < 2:
             raise ValueError("algo.estimator=rloo needs algo.n >= 2")
         if not 0 <= self.clip_low < 1 or self.clip_high < 0:

@@ -140,6 +140,23 @@ def test_io_output_that_cannot_be_written_is_not_a_clean_exit(runner):
     assert "could not write the program's output: OSError" in v["stderr"], v
 
 
+@pytest.mark.parametrize("src", [
+    "import sys\nprint(input())\nsys.stdout.close()\n",
+    "import sys\nprint(input())\nsys.stdout.flush()\nsys.stdout = None\n",
+    # fast output collected in a buffer and written by an atexit hook
+    "import atexit, io, sys\nbuf = io.StringIO()\nsys.stdout = buf\n"
+    "atexit.register(lambda: sys.__stdout__.write(buf.getvalue()))\nprint(input())\n",
+    # the deep-recursion idiom: the work runs in a non-daemon thread the script never joins
+    "import threading\ndef main():\n    print(input())\n"
+    "threading.Thread(target=main).start()\n",
+], ids=["stdout-closed", "stdout-dropped", "atexit-writes", "unjoined-thread"])
+def test_io_programs_end_as_the_interpreter_ends_them(runner, src):
+    """At exit the interpreter waits for non-daemon threads, runs atexit hooks and flushes
+    stdout only where the program left it open: honest programs relying on any of it pass."""
+    v = run(runner, io_job(src, [("7\n", "7\n")]))
+    assert v["status"] == "passed", v
+
+
 SUM = {
     "python": "a, b = map(int, input().split())\nprint(a + b)\n",
     "javascript": "const v=require('fs').readFileSync(0,'utf8').trim().split(/\\s+/).map(Number);"

@@ -121,6 +121,26 @@ def test_a_stopped_template_is_replaced_before_the_next_job(solo):
     honest_jobs_pass(solo)
 
 
+CLONE_PARENT = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                # clone(CLONE_PARENT | SIGCHLD): a sibling, the template's child
+                "for _ in range(3):\n"
+                "    if libc.syscall(56, 0x8000 | 17, 0, 0, 0, 0) == 0:\n"
+                "        os._exit(0)\n")
+
+
+def test_siblings_made_with_clone_parent_are_reaped_not_waited_for(solo):
+    """A candidate is the template's child, so clone(CLONE_PARENT) gives the template
+    children it did not start; their zombies made the sweep wait 10 s and fail, and the
+    job was retried until it was judged runtime_error (65 s for a 2 s job)."""
+    io = run(solo, io_job(CLONE_PARENT + "print('ok')\n", [("", "ok\n")],
+                          limits={"timeout_s": 2}))
+    judged = run(solo, asserts_job(CLONE_PARENT + "def f():\n    return 1\n",
+                                   ["assert f() == 1"], limits={"timeout_s": 2}))
+    for v in (io, judged):
+        assert (v["status"], v["retries"]) == ("passed", 0), v
+    honest_jobs_pass(solo)
+
+
 def test_a_program_that_stops_its_template_gets_no_exit_status(solo):
     """The template reaps each candidate and reports its exit status; one that stopped it
     cannot be reported as having ended, so its run lasts until its time is up."""

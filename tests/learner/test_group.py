@@ -26,7 +26,7 @@ RANK1 = {"step": 3, "lr": 1e-3, "grad_norm": 0.7, "loss": -0.1, "samples": 2.0,
 
 
 def test_every_metric_merges_by_hand():
-    assert RANK0.keys() == STEP_METRICS.keys()
+    assert RANK0.keys() == STEP_METRICS.keys() - {"nll"}  # nll: algo.loss=sft's
     m = merge_rank_metrics([RANK0, RANK1])
     assert m == pytest.approx({
         "step": 3, "lr": 1e-3, "grad_norm": 0.7,  # the same on every rank
@@ -46,6 +46,19 @@ def test_every_metric_merges_by_hand():
         "step_s": 4.0,  # the slowest rank's
         "tokens_per_s": (200 + 200) / 4.0,
     })
+
+
+def test_sft_steps_merge_their_own_metrics():
+    sft = [{"step": 1, "lr": 1e-3, "grad_norm": 0.5, "loss": 0.4, "samples": 2.0,
+            "completion_tokens": 30.0, "entropy": 1.0, "step_s": 2.0, "tokens_per_s": 10.0,
+            "nll": 0.5},
+           {"step": 1, "lr": 1e-3, "grad_norm": 0.5, "loss": 0.1, "samples": 1.0,
+            "completion_tokens": 10.0, "entropy": 2.0, "step_s": 1.0, "tokens_per_s": 10.0,
+            "nll": 0.9}]
+    m = merge_rank_metrics(sft)
+    assert m.keys() == sft[0].keys()
+    assert m["nll"] == pytest.approx((0.5 * 30 + 0.9 * 10) / 40)  # 0.6
+    assert m["loss"] == pytest.approx(0.5) and m["samples"] == 3.0
 
 
 def test_one_rank_is_unchanged():

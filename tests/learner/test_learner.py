@@ -34,9 +34,37 @@ def test_step_raises_positive_and_lowers_negative_advantage(make_learner):
     for key in ("loss", "clip_frac", "kl", "entropy", "grad_norm", "lr", "tokens_per_s",
                 "is_weight_mean", "is_weight_max_raw", "is_truncated_frac"):
         assert math.isfinite(metrics[key]), key
-    assert metrics.keys() == STEP_METRICS.keys()  # each has its rule for merging ranks
+    # each has its rule for merging ranks (nll is algo.loss=sft's)
+    assert metrics.keys() == STEP_METRICS.keys() - {"nll"}
     assert metrics["step"] == 1 and metrics["grad_norm"] > 0 and metrics["entropy"] > 0
     assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)  # behaviour == learner
+
+
+def test_sft_step_is_the_cross_entropy_at_temperature_one(make_learner, tiny_model):
+    """algo.loss=sft: the step's loss is the kept completions' mean token NLL under the model
+    itself (temperature 1, whatever the sampler's), computed here from the model's logits;
+    repeated steps lower it."""
+    from transformers import AutoModelForCausalLM
+
+    learner = make_learner(loss="sft", temperature=0.7, lr=1e-2)
+    groups = fixed_groups(learner, n_groups=2, n=2)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    nll, tokens = 0.0, 0
+    with torch.no_grad():
+        for s in (s for g in groups for s in g.samples):
+            ids = torch.tensor([list(s.prompt_ids) + list(s.completion_ids)])
+            logp = model(ids).logits[0, :-1].log_softmax(-1)
+            at = torch.arange(len(s.prompt_ids) - 1, ids.shape[1] - 1)
+            nll -= float(logp[at, ids[0, at + 1]].sum())
+            tokens += len(s.completion_ids)
+    first = learner.step(groups)
+    assert first.keys() <= STEP_METRICS.keys() and "clip_frac" not in first
+    assert first["completion_tokens"] == tokens and first["samples"] == 4
+    # float32 sums over ~30 tokens of values near 8.5: a relative 1e-5 is far above rounding
+    assert first["nll"] == pytest.approx(nll / tokens, rel=1e-5)
+    assert first["loss"] == pytest.approx(nll / tokens, rel=1e-5)
+    later = [learner.step(groups)["nll"] for _ in range(3)]
+    assert later[-1] < later[0] < first["nll"]
 
 
 @pytest.mark.parametrize("estimator", ["grpo", "drgrpo", "rloo", "reinforce_pp"])

@@ -15,6 +15,7 @@ from learner.losses import (
     policy_loss,
     reinforce_pp_advantages,
     rloo_advantages,
+    sft_loss,
 )
 
 R = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
@@ -197,3 +198,18 @@ def test_entropy():
     logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])
     assert torch.allclose(entropy_from_logits(logits), torch.tensor([[math.log(4), 0.0]]),
                           atol=1e-6)
+
+
+def test_sft_loss_by_hand():
+    # logprobs of kept completion tokens; row 1's last token is padding (its -9 counts nowhere)
+    logp = torch.tensor([[-1.0, -2.0, -0.5], [-0.25, -0.25, -9.0]]).requires_grad_()
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    loss, m = sft_loss(logp, mask)
+    # NLL 1 + 2 + .5 + .25 + .25 = 4 over 5 tokens
+    assert loss.item() == pytest.approx(0.8, abs=1e-6)
+    assert m == pytest.approx({"tokens": 5, "nll_sum": 4.0})
+    loss.backward()
+    assert torch.allclose(logp.grad, -mask / 5)
+    # over a step's 8 tokens (this micro-batch holds 5 of them): the same sum, a larger count
+    loss, _ = sft_loss(logp, mask, total_tokens=8)
+    assert loss.item() == pytest.approx(0.5, abs=1e-6)

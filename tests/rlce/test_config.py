@@ -44,7 +44,7 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "synth.topics": ["sums", "strings"], "synth.from_run": None,
            "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9,
            "logging.trajectories": "passed", "data.curriculum": "failures",
-           "data.mastered_rate": 0.8}
+           "data.mastered_rate": 0.8, "algo.loss": "sft", "algo.sft_from": None}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:

@@ -221,3 +221,46 @@ def test_a_problem_drawn_twice_in_one_round_is_generated_for_once():
     batch = generate_and_execute(Pool(), Fleet(), [problem, problem], SamplingSettings(n=2),
                                  parity)
     assert asked == [problem.id] and batch.stats.samples == 2
+
+
+def test_rejection_sampling_resamples_unsolved_problems_and_keeps_distinct_passes():
+    """Pure logic of algo.loss=sft's step, with generation replaced by a table of what each
+    problem's rounds pass: a problem with no pass is sampled again with new seeds until its
+    budget (sft_max_samples) is spent; passes of one program in two layouts count once; at
+    most sft_keep are kept."""
+    from rlce.controller import Batch, RoundStats
+    from rlce.core.types import ScoredSample
+
+    problems = [parse_problem({"id": pid, "language": "python", "prompt": pid,
+                               "tests": {"format": "asserts", "asserts": ["assert True"]}})
+                for pid in ("easy", "late", "never")]
+    passing = {  # (problem, round) -> the programs of that round's passing samples
+        ("easy", 0): ["x = 1\n", "x=1\n", "x = 2\n", "x = 3\n"],
+        ("late", 2): ["y = 1\n"],
+    }
+    calls = []
+
+    def generate(todo, settings):
+        rnd = len(calls)
+        calls.append(([p.id for p in todo], settings.seed))
+        passed = {p.id: [(prog, ScoredSample((1,), (k + 2,), (-0.5,), 1.0))
+                         for k, prog in enumerate(passing.get((p.id, rnd), []))]
+                  for p in todo}
+        return Batch([], RoundStats(samples=4 * len(todo)),
+                     [{"problem": p.id, "status": "failed"} for p in todo],
+                     {k: v for k, v in passed.items() if v})
+
+    ctrl = Controller(ProblemStream(problems, shuffle=False), [object()], None, None,
+                      algo(loss="sft", n=4, sft_keep=2, sft_max_samples=12,
+                           groups_per_step=3),
+                      parity, seed=9, max_engine_restarts=0, samples_kept=0)
+    ctrl._draw = lambda count: problems[:count]
+    ctrl.generate = generate
+    groups, stats, records, rounds = ctrl.rejection_sample()
+    # 12 samples at 4 a round: 3 rounds at most; only unsolved problems go round again
+    assert calls == [(["easy", "late", "never"], 9), (["late", "never"], 9 + 100_003),
+                     (["late", "never"], 9 + 2 * 100_003)]
+    assert rounds == 3 and stats.samples == 4 * 7 and len(records) == 7
+    kept = {g.problem_id: [s.completion_ids for s in g.samples] for g in groups}
+    # easy: "x = 1" and "x=1" are one program; the first two distinct ones are kept
+    assert kept == {"easy": [(2,), (4,)], "late": [(2,)]}

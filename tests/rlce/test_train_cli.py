@@ -71,7 +71,10 @@ def test_unknown_and_invalid_options_fail_fast_with_their_names(tmp_path):
                           (["data=jsonl", "data.path=/missing.jsonl"],
                            "data.path=/missing.jsonl is not a file"),
                           (["model.name=/nonexistent/model"], "model.name: model path"),
-                          (["data.languages=[cobol]"], "select no shipped problem")]:
+                          (["data.languages=[cobol]"], "select no shipped problem"),
+                          (["algo=sft", "algo.sft_from=/missing.jsonl"],
+                           "algo.sft_from=/missing.jsonl: /missing.jsonl does not exist"),
+                          (["algo.sft_from=/missing.jsonl"], "it needs algo.loss=sft")]:
         out = rlce(["train", *args, f"logging.dir={tmp_path}"], tmp_path, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr[-2000:])
         assert "Traceback" not in out.stderr, (args, out.stderr[-2000:])
@@ -82,7 +85,7 @@ def test_help_lists_the_groups_and_cfg_job_prints_the_resolved_config(tmp_path):
     out = rlce(["train", "--help"], tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "== Config groups (presets) ==" in out.stdout
-    assert "algo: async, dr_grpo, reinforce_pp, rloo" in out.stdout
+    assert "algo: async, dr_grpo, reinforce_pp, rloo, sft" in out.stdout
     assert "mini_batches: 1" in out.stdout  # every option, with its default
     out = rlce(["train", "--cfg", "job", "algo=rloo", "learner.mini_batches=2"], tmp_path,
                timeout=120)
@@ -237,3 +240,50 @@ def test_failure_curriculum_logs_its_bands_and_keeps_them_in_checkpoints(tmp_pat
     judged = {pid: s[1] for pid, s in state["curriculum"]["stats"].items() if s[1]}
     assert judged == {pid: r["judged"] for pid, r in rates.items()}
     assert state["curriculum"]["position"] == state["problems_drawn"]
+
+
+def test_sft_from_pairs_then_rejection_sampling_then_from_the_store(tmp_path):
+    """algo=sft end to end on the tiny model. 1: fine-tuned on a JSONL of pairs, it learns a
+    completion (its NLL falls). 2: from that checkpoint, rejection sampling finds that
+    completion's program passing, keeps one of each program per problem, and samples the
+    problem it cannot solve again. 3: fine-tuned on run 2's trajectory store."""
+    quiet = {"language": "python", "tests": {"format": "io", "cases": [
+        {"input": "", "output": ""}]}}
+    problems = [{"id": "quiet", "prompt": "Print nothing.", **quiet},
+                {"id": "quiet2", "prompt": "Write a program that prints nothing.", **quiet},
+                {"id": "loud", "prompt": "Print 42.", "language": "python", "tests": {
+                    "format": "io", "cases": [{"input": "", "output": "42"}]}}]
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(
+        {"problem": p["id"], "prompt": p["prompt"], "completion": "```python\npass\n```\n"})
+        + "\n" for p in problems[:2]))
+    common = ["model=tiny", "algo=sft", "data=jsonl", f"data.path={tmp_path}/problems.jsonl",
+              "rollout.max_model_len=512", "rollout.kv_cache_gb=1", "eval.before=false",
+              "eval.after=false", "learner.warmup_steps=0"]
+
+    def run(name, *args):
+        out = rlce(["train", *common, *args, f"logging.dir={tmp_path / name}"], tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run_dir,) = run_dirs(tmp_path / name)
+        return run_dir, [r for r in history(next((run_dir / "wandb").glob("offline-run-*")))
+                         if "learner/nll" in r]
+
+    first, steps = run("pairs", f"algo.sft_from={tmp_path}/pairs.jsonl", "algo.steps=25",
+                       "algo.groups_per_step=2", "learner.lr=1e-2")
+    nll = [r["learner/nll"] for r in steps]
+    assert len(nll) == 25 and all(r["learner/samples"] == 2 for r in steps)
+    # 8 tokens a sample from a random model start near ln(vocabulary), about 11
+    assert nll[0] > 5 and nll[-1] < 0.5, nll
+    second, steps = run("sampled", f"model.name={first / 'checkpoint'}", "algo.steps=1",
+                        "algo.n=4", "algo.sft_max_samples=8", "algo.groups_per_step=3",
+                        "algo.problems_per_draw=0", "algo.max_tokens=16")
+    (m,) = steps
+    # loud never passes: sampled again (4 more); each quiet problem's passes are one program
+    assert (m["data/draws"], m["rollout/samples"]) == (2, 16)
+    assert m["data/groups_kept"] == m["data/samples_kept"] == m["learner/samples"] == 2
+    store = datasets.load_dataset("parquet", data_files=str(
+        second / "trajectories" / "*.parquet"))["train"]
+    assert {r["problem"] for r in store if r["status"] == "passed"} == {"quiet", "quiet2"}
+    _, steps = run("store", f"algo.sft_from={second}", "algo.steps=1",
+                   "algo.groups_per_step=2")
+    assert steps[0]["learner/samples"] == sum(r["status"] == "passed" for r in store)
