@@ -26,6 +26,7 @@ from .compare import compare_output, plain_equal
 from .sandbox import (
     IsolationError,
     Sandbox,
+    SandboxBroken,
     SandboxConfig,
     SandboxError,
     claim_slots,
@@ -259,9 +260,12 @@ class Runner:
     def execute(self, box: Sandbox, job: Job) -> Verdict:
         """Run one job in ``box``, restarting the sandbox and retrying on infrastructure failure.
 
-        A job that brings its sandbox down on every try is the program's doing: after the
-        retries it is judged ``runtime_error``. A sandbox that cannot be restarted is
-        ``sandbox_error``."""
+        A sandbox that fails while the job's program runs in a way the program can cause
+        (``SandboxBroken``: it exited, was stopped, or answered wrongly) is restarted and the
+        job judged ``runtime_error`` at once: a retry would let a program that sees it is
+        failing bring the sandbox down and try again. Other failures (no answer in time, a
+        sandbox that will not start) are retried; a job that fails every try is judged
+        ``runtime_error``. A sandbox that cannot be restarted is ``sandbox_error``."""
         t0 = time.monotonic()
         last = ""
         for attempt in range(self.max_retries + 1):
@@ -274,14 +278,20 @@ class Runner:
                 raise
             except SandboxError as e:
                 last = str(e)
-                logger.warning("job %s, try %d: the sandbox failed (%s); it is restarted",
-                               job.id, attempt + 1, last[:300])
+                broken = isinstance(e, SandboxBroken)
+                logger.warning("job %s, try %d: the sandbox failed (%s); it is restarted%s",
+                               job.id, attempt + 1, last[:300],
+                               " and the job judged runtime_error" if broken else "")
                 try:
                     self._restart(box)
                 except SandboxError as e2:
                     return Verdict(job.id, "sandbox_error", 0, test_count(job), [],
                                    time.monotonic() - t0, retries=attempt,
                                    message=f"sandbox could not be restarted: {e2}")
+                if broken:
+                    return Verdict(job.id, "runtime_error", 0, test_count(job), [],
+                                   time.monotonic() - t0, retries=attempt,
+                                   message=f"the program brought its sandbox down ({last})")
                 continue
             if box.infrastructure_changed():  # the job crippled its sandbox: not reused
                 self._retire(box)

@@ -63,6 +63,12 @@ class SandboxError(RuntimeError):
     """The sandbox infrastructure failed (never the candidate's doing alone)."""
 
 
+class SandboxBroken(SandboxError):
+    """The sandbox failed while a job's program ran, in a way the program can cause (it
+    exited, was stopped, or answered wrongly): the job is not retried, which would let a
+    program that sees it is failing throw the result away and try again."""
+
+
 class IsolationError(SandboxError):
     """Isolation is not really in force; the executor must refuse to run jobs."""
 
@@ -356,7 +362,10 @@ class Sandbox:
         self.proc.stdin.write(struct.pack(">I", len(PROGRAM)) + PROGRAM)
         self.proc.stdin.flush()
         self.runs = 0
-        reply = self.request({"op": "ping"}, self.cfg.start_timeout_s)
+        try:
+            reply = self.request({"op": "ping"}, self.cfg.start_timeout_s)
+        except SandboxBroken as e:  # no job's program has run in it: not one's doing
+            raise SandboxError(f"the sandbox failed to start: {e}") from None
         self.probe = reply["probe"]
         check_isolation(self.probe, expect_uid=ids[0] if ids else os.getuid())
         self._infra = infrastructure_pids(self.proc.pid, self.probe)
@@ -458,21 +467,21 @@ class Sandbox:
         (n,) = struct.unpack(">I", self._read(4, deadline))
         cap = reply_cap(msg)
         if n > cap:
-            raise SandboxError(f"sandbox sent a {n}-byte reply; a {msg['op']!r} request's "
+            raise SandboxBroken(f"sandbox sent a {n}-byte reply; a {msg['op']!r} request's "
                                f"replies are capped at {cap} bytes")
         try:  # the sandbox is untrusted: an unreadable reply is its failure, never ours
             reply = json.loads(self._read(n, deadline))
         except (ValueError, RecursionError) as e:
-            raise SandboxError(f"sandbox sent an unreadable reply: {type(e).__name__}: "
+            raise SandboxBroken(f"sandbox sent an unreadable reply: {type(e).__name__}: "
                                f"{str(e)[:200]}") from None
         if not isinstance(reply, dict):
-            raise SandboxError(f"sandbox sent a {type(reply).__name__}, not a reply object")
+            raise SandboxBroken(f"sandbox sent a {type(reply).__name__}, not a reply object")
         self.runs += 1
         if reply.get("rid") != rid:  # a stale or forged frame: everything after it is suspect
-            raise SandboxError(f"sandbox answered request {reply.get('rid')!r} while request "
+            raise SandboxBroken(f"sandbox answered request {reply.get('rid')!r} while request "
                                f"{rid!r} was waiting: its channel is out of step")
         if not reply.get("ok"):
-            raise SandboxError(f"sandbox failed: {reply.get('error')}")
+            raise SandboxBroken(f"sandbox failed: {reply.get('error')}")
         return reply
 
     def _read(self, n: int, deadline: float) -> bytearray:
@@ -489,12 +498,12 @@ class Sandbox:
             if not ready:
                 stopped = self._stopped_infrastructure()
                 if stopped:  # it can never answer: fail now, not at the deadline
-                    raise SandboxError(f"sandbox process {stopped} was stopped (SIGSTOP) "
+                    raise SandboxBroken(f"sandbox process {stopped} was stopped (SIGSTOP) "
                                        "during the job")
                 continue
             k = os.readv(fd, [view[got:]])
             if not k:
-                raise SandboxError(
+                raise SandboxBroken(
                     f"sandbox exited (code {self.proc.poll()}): {self.log_tail()}"
                 )
             got += k

@@ -121,6 +121,22 @@ def test_a_stopped_template_is_replaced_before_the_next_job(solo):
     honest_jobs_pass(solo)
 
 
+# when the judge stops asking (a test failed), kill the fork server on the way out, so that
+# the job's failing result is lost: a retry would be a second chance at passing
+VETO = FIND_FORK_SERVER + (
+    "zygote, real_exit = fork_server(), os._exit\n"
+    "def veto(code):\n    os.kill(zygote, signal.SIGKILL)\n    real_exit(code)\n"
+    "os._exit = veto\n"
+    "def f():\n    return 2\n")
+
+
+def test_a_program_that_brings_its_sandbox_down_gets_no_second_try(solo):
+    v = run(solo, asserts_job(VETO, ["assert f() == 1", "assert f() == 1"]))
+    assert (v["status"], v["retries"]) == ("runtime_error", 0), v
+    assert "brought its sandbox down" in v["message"], v
+    honest_jobs_pass(solo)
+
+
 CLONE_PARENT = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                 # clone(CLONE_PARENT | SIGCHLD): a sibling, the template's child
                 "for _ in range(3):\n"
