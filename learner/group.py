@@ -95,6 +95,10 @@ class LearnerGroup:
         return merge_rank_metrics(ray.get([a.step.remote(p)
                                            for a, p in zip(self.actors, parts)]))
 
+    def set_loss(self, loss: str) -> None:
+        ray.get([a.set_loss.remote(loss) for a in self.actors])
+        self.sft = loss == "sft"
+
     def publish(self, engines: list, version: int | None = None) -> dict[str, Any]:
         reports = ray.get([a.publish.remote(engines, version) for a in self.actors])
         return reports[0]

@@ -4,6 +4,7 @@ of scored samples, checkpointed as Hugging Face folders, publishing weights to r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -447,6 +448,10 @@ class Learner:
 
     def set_version(self, version: int) -> None:
         self.version = version
+
+    def set_loss(self, loss: str) -> None:
+        """Switch the objective between steps (``pg`` or ``sft``: rounds of both)."""
+        self.algo = dataclasses.replace(self.algo, loss=loss)
 
     def node_id(self) -> str | None:
         return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None

@@ -220,6 +220,36 @@ class SynthConfig:
 
 
 @dataclass
+class RoundsConfig:
+    """``rounds.count`` > 0 makes the run rounds of rejection-sampling fine-tuning
+    (``sft_steps`` steps of ``algo.loss=sft``) then RL (``rl_steps`` of ``algo``), in one
+    process and one W&B history; problems are drawn by their pass rates so far (the failure
+    curriculum), so each round spends its draws on what the last one failed. ``algo.steps``
+    is then ``count`` x (``sft_steps`` + ``rl_steps``)."""
+
+    count: int = 0
+    sft_steps: int = 3
+    rl_steps: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("count", "sft_steps", "rl_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"rounds.{name} must be >= 0, got {getattr(self, name)}")
+        if self.count and not self.sft_steps + self.rl_steps:
+            raise ValueError("rounds.sft_steps + rounds.rl_steps must be >= 1")
+
+    def phases(self) -> list[tuple[int, str, int, int]]:
+        """(round, loss, first step, end step) of each phase, steps counted from 0."""
+        out, step = [], 0
+        for r in range(1, self.count + 1):
+            for loss, n in (("sft", self.sft_steps), ("pg", self.rl_steps)):
+                if n:
+                    out.append((r, loss, step, step + n))
+                    step += n
+        return out
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -233,7 +263,17 @@ class TrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
+    rounds: RoundsConfig = field(default_factory=RoundsConfig)
     seed: int = 0  # sampling, the learner's initialisation of its RNGs, evaluation draws
+
+    def __post_init__(self) -> None:
+        if self.rounds.count:
+            if self.algo.loss != "pg" or self.algo.sft_from:
+                raise ValueError("rounds.count > 0 alternates algo.loss itself: leave algo "
+                                 "at pg, without algo.sft_from")
+            if self.data.source == "generator":
+                raise ValueError("rounds.count > 0 draws problems by their pass rates: it "
+                                 "needs a finite problem set, not data.source=generator")
 
     @property
     def start_model(self) -> str:

@@ -3,6 +3,7 @@ checkpoint, resume. ``rlce eval`` and ``rlce bench pipeline`` reuse the same par
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -15,7 +16,6 @@ from ray.actor import ActorHandle
 
 from rlce.config import CONTROLLER_STATE, ConfigError, TrainConfig, to_dict
 from rlce.data import Problem
-
 
 PASS_RATES = "problem_pass_rates.json"
 
@@ -209,6 +209,9 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     show = cfg.logging.progress
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
+    phases = cfg.rounds.phases()
+    if phases:  # rounds: the learner's schedule and the progress bar span every phase
+        cfg.algo = dataclasses.replace(cfg.algo, steps=phases[-1][3])
     problems = problems_from(cfg)
     say("rlce train\n" + header(cfg, problems, run_dir), show)
     eval_set = eval_problems(cfg.eval, cfg.data)
@@ -219,7 +222,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
         start_step, drawn = state["step"], state["problems_drawn"]
     d = cfg.data
-    if d.curriculum == "failures":
+    if d.curriculum == "failures" or phases:
         stream = CurriculumStream(problems, seed=d.seed, mastered_rate=d.mastered_rate,
                                   min_tries=d.min_tries, retire_after=d.retire_after,
                                   revisit_every=d.revisit_every)
@@ -297,8 +300,14 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
             {pid: {"passed": c[0], "judged": c[1], "prompt": prompts.get(pid)}
              for pid, c in sorted(pass_counts.items())}, indent=1))
 
+    round_of = {step + 1: (r, loss) for r, loss, first, end in phases
+                for step in range(first, end)}
+
     def log(m: dict[str, Any]) -> None:
         step = m["step"]
+        if step in round_of:  # rounds: one history, each step saying where it belongs
+            m["round/index"] = round_of[step][0]
+            m["round/sft"] = float(round_of[step][1] == "sft")
         counts = m.pop("_pass_counts")
         count_passes(counts)
         if isinstance(stream, CurriculumStream):  # the controller fed it the counts
@@ -334,13 +343,26 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
             evaluation("before", start_step)
         bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
                    disable=not show)
-        ctrl = Controller(stream, parts.engines, parts.fleet, learner, cfg.algo,
-                          get_reward(cfg.reward.name), seed=cfg.seed,
-                          max_engine_restarts=cfg.rollout.max_restarts,
-                          samples_kept=cfg.logging.samples_per_step,
-                          make_engine=parts.new_engine, log=log, between_steps=between,
-                          pairs=pairs)
-        history = ctrl.run(start_step)
+        def controller(algo: Any) -> Controller:
+            return Controller(stream, parts.engines, parts.fleet, learner, algo,
+                              get_reward(cfg.reward.name), seed=cfg.seed,
+                              max_engine_restarts=cfg.rollout.max_restarts,
+                              samples_kept=cfg.logging.samples_per_step,
+                              make_engine=parts.new_engine, log=log, between_steps=between,
+                              pairs=pairs)
+
+        if not phases:
+            history = controller(cfg.algo).run(start_step)
+        for r, loss, first, end in phases:
+            if end <= start_step:
+                continue  # a resumed run skips the phases it has done
+            learner.set_loss(loss)
+            phase = dataclasses.replace(cfg.algo, loss=loss, steps=end)
+            history += controller(phase).run(max(first, start_step))
+            if end == max(e for rr, _, _, e in phases if rr == r) and r < cfg.rounds.count:
+                checkpoint(end)  # every round's checkpoint and evaluation stay in the folder
+                if cfg.eval.after:
+                    evaluation(f"round{r}", end)
         bar.close()
         end = history[-1]["step"] if history else start_step
         if cfg.eval.after:

@@ -128,3 +128,20 @@ def test_bad_values_name_their_option(override, message):
     with pytest.raises(ValueError) as e:
         load_config([override])
     assert message in str(e.value)
+
+
+def test_rounds_phases_and_their_checks():
+    from rlce.config import RoundsConfig
+
+    assert RoundsConfig(count=2, sft_steps=1, rl_steps=2).phases() == [
+        (1, "sft", 0, 1), (1, "pg", 1, 3), (2, "sft", 3, 4), (2, "pg", 4, 6)]
+    assert RoundsConfig(count=1, sft_steps=0, rl_steps=2).phases() == [(1, "pg", 0, 2)]
+    assert RoundsConfig().phases() == []
+    for overrides, message in [
+            (["rounds.count=1", "rounds.sft_steps=0", "rounds.rl_steps=0"],
+             "rounds.sft_steps \\+ rounds.rl_steps must be >= 1"),
+            (["rounds.count=-1"], "rounds.count must be >= 0"),
+            (["rounds.count=2", "algo=sft"], "alternates algo.loss itself"),
+            (["rounds.count=2", "data=generator"], "needs a finite problem set")]:
+        with pytest.raises(ValueError, match=message):
+            load_config(overrides)

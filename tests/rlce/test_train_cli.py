@@ -287,3 +287,27 @@ def test_sft_from_pairs_then_rejection_sampling_then_from_the_store(tmp_path):
     _, steps = run("store", f"algo.sft_from={second}", "algo.steps=1",
                    "algo.groups_per_step=2")
     assert steps[0]["learner/samples"] == sum(r["status"] == "passed" for r in store)
+
+
+def test_rounds_alternate_sft_and_rl_in_one_history(tmp_path):
+    """rounds.count=2 of 1 SFT step and 1 RL step: 4 steps in one W&B history, each saying
+    its round and phase, the learner's loss switching with it (nll in SFT steps, the clip
+    fraction in RL ones), round 1's checkpoint and evaluation kept, and the problems drawn
+    by pass rate (the failure curriculum's bands logged)."""
+    out = rlce(["train", *SMALL, "rounds.count=2", "rounds.sft_steps=1", "rounds.rl_steps=1",
+                "eval.before=false", f"logging.dir={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    steps = [r for r in history(next((run_dir / "wandb").glob("offline-run-*")))
+             if "reward/mean" in r]
+    assert [(r["step"], r["round/index"], r["round/sft"]) for r in steps] == [
+        (1, 1, 1.0), (2, 1, 0.0), (3, 2, 1.0), (4, 2, 0.0)]
+    for r in steps:
+        assert "data/curriculum_learning" in r
+        if r["round/sft"] == 0.0:  # an RL step trains on its groups, all with 2 samples
+            assert "learner/clip_frac" in r and "learner/nll" not in r
+        elif r["data/samples_kept"]:  # a random model rarely passes: SFT may train nothing
+            assert "learner/nll" in r and "learner/clip_frac" not in r
+    assert (run_dir / "checkpoint-step2" / "controller.json").exists()
+    assert (run_dir / "eval-round1.json").exists() and (run_dir / "eval-after.json").exists()
+    assert json.loads((run_dir / "checkpoint" / "controller.json").read_text())["step"] == 4
