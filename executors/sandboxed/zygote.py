@@ -187,14 +187,18 @@ class Zygote:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        # the candidate, dead or dying, is the template's to reap: kept out of the sweep
-        if not sweep({self.pid, self.template, pid}):
-            raise RuntimeError("could not end the run's processes")
+        self.end_run(pid)  # the candidate, dead or dying, is the template's to reap
         self.resume_template()  # a run that stopped it has no process left to do it again
         st = self.candidate_status(time.monotonic() + 5)
         if st is None:
             raise RuntimeError("the template did not report the end of its candidate")
         return st
+
+    def end_run(self, *spare):
+        """End every process of the run but the fork server, the template and ``spare``;
+        RuntimeError if one survives (the sandbox must then be replaced)."""
+        if not sweep({self.pid, self.template, *spare}):
+            raise RuntimeError("could not end the run's processes")
 
     def resume_template(self):
         """SIGCONT the template (same uid, so a run can stop it): it must be able to answer.
@@ -291,8 +295,7 @@ class Zygote:
         # while it is read (an output read as empty, which an empty expected output passed)
         if finished:
             self.end_group(pid)
-            if not sweep({self.pid, self.template}):
-                raise RuntimeError("could not end the run's processes")
+            self.end_run()
         else:
             self.end_candidate(pid)
         exit_info = exit_of(st) if finished else None
