@@ -85,6 +85,7 @@ class _Task:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf.errors import OmegaConfBaseException
 
+        from rlce.checkpoints import CheckpointError
         from rlce.config import ConfigError
 
         self.started = True
@@ -98,7 +99,7 @@ class _Task:
             if self.command == "train":
                 from rlce.train import train
 
-                train(cfg, run_dir)
+                train(cfg, run_dir, list(HydraConfig.get().overrides.task))
             elif self.command == "synth":
                 from rlce.synth.run import synth
 
@@ -114,6 +115,9 @@ class _Task:
         except ConfigError as e:
             discard_if_empty(run_dir)
             fail(self.command, e)
+        except CheckpointError as e:  # a full disk, say: one line, the old checkpoints kept
+            print(f"rlce {self.command}: {e}", file=sys.stderr)
+            sys.exit(1)
 
 
 def discard_if_empty(run_dir: Path) -> None:

@@ -96,12 +96,25 @@ class EvalConfig:
 @dataclass
 class CheckpointConfig:
     every: int = 0  # also every N steps (0: only at the end)
-    resume: Optional[str] = None  # a checkpoint folder of an earlier run: continue from it
+    # a checkpoint folder of an earlier run: continue from it; auto: from the newest whole
+    # checkpoint in this run's folder (hydra.run.dir), or from the start if it has none
+    resume: Optional[str] = None
+    keep: int = 0  # keep only the newest N periodic and stop checkpoints (0: all)
+    # SIGTERM/SIGINT: abandon (drop the step in progress at its next safe point) or finish
+    # it; then a checkpoint and exit 0. A second signal, or grace_s more, exits at once.
+    on_stop: str = "abandon"
+    grace_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.resume and not (Path(self.resume).expanduser() / CONTROLLER_STATE).is_file():
+        if (self.resume and self.resume != "auto"
+                and not (Path(self.resume).expanduser() / CONTROLLER_STATE).is_file()):
             raise ValueError(f"checkpoint.resume={self.resume}: {CONTROLLER_STATE} is missing, "
-                             "so it is not a checkpoint of rlce train")
+                             "so it is not a checkpoint of rlce train (or give auto)")
+        if self.keep < 0:
+            raise ValueError(f"checkpoint.keep must be >= 0, got {self.keep}")
+        one_of("checkpoint.on_stop", self.on_stop, ("abandon", "finish"))
+        if not self.grace_s > 0:
+            raise ValueError(f"checkpoint.grace_s must be > 0, got {self.grace_s}")
 
 
 CONTROLLER_STATE = "controller.json"

@@ -38,6 +38,7 @@ from rlce.core.types import SamplingSettings, ScoredSample, TrainGroup
 from rlce.data import Problem, ProblemStream
 from rlce.prompts import program_for, program_key, prompt_for
 from rlce.rewards import RewardFn
+from rlce.stopping import GracefulStop
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,8 @@ class Controller:
                  make_engine: Callable[[], ActorHandle] | None = None,
                  log: Callable[[dict[str, Any]], None] | None = None,
                  between_steps: Callable[[int], dict[str, Any]] | None = None,
-                 pairs: Iterator[list[TrainGroup]] | None = None) -> None:
+                 pairs: Iterator[list[TrainGroup]] | None = None,
+                 stop: GracefulStop | None = None) -> None:
         from actors.rollout import RolloutPool
 
         self.problems, self.engines, self.fleet, self.learner = problems, engines, fleet, learner
@@ -214,6 +216,7 @@ class Controller:
         self.make_engine, self.log, self.between_steps = make_engine, log, between_steps
         self.pool = RolloutPool(engines)
         self.pairs = pairs  # algo.sft_from: each step trains on the next batch of these
+        self.stop = stop  # SIGTERM/SIGINT: checked before each draw and after each step
         self.restarts = 0
         self.prompts_skipped = 0
         self._lock = threading.RLock()  # engines list and learner weights
@@ -295,6 +298,8 @@ class Controller:
         stats, records, rounds, spent = RoundStats(), [], 0, 0
         todo = problems
         while todo:
+            if self.stop:
+                self.stop.check()
             seed = self.settings.seed
             settings = (self.settings if seed is None or not rounds else
                         dataclasses.replace(self.settings, seed=seed + rounds * 100_003))
@@ -360,6 +365,8 @@ class Controller:
                 history.append(m)
                 if self.log:
                     self.log(m)
+                if self.stop:
+                    self.stop.check(between_steps=True)
         finally:
             self.close()
         return history
@@ -396,6 +403,8 @@ class Controller:
         while (algo.loss == "pg" and len(kept) < algo.groups_per_step
                and draws < algo.max_draws_per_step):
             draws += 1
+            if self.stop:
+                self.stop.check()  # with on_stop=abandon: before the step costs more
             batch, waited = self._next_batch(algo.groups_per_step - len(kept))
             wait_s += waited
             if algo.staleness:  # generated beside training: its time is not this step's

@@ -5,7 +5,12 @@ job's ``working_dir``, so the cluster runs this code with this ``conf/``; the ov
 passed through to ``rlce train``. The plain equivalent::
 
     ray job submit --address http://HEAD:8265 --working-dir . -- \\
-        python -m rlce.cli train cluster=multi_node logging.dir=~/rlce-runs
+        python -m rlce.cli train cluster=multi_node 'logging.dir=${oc.env:HOME}/rlce-runs' \\
+        'hydra.run.dir=${oc.env:HOME}/rlce-runs/NAME' checkpoint.resume=auto
+
+Every attempt of a job runs in the same run folder and continues from its newest
+checkpoint, so a job that is run again after a crash (``--retries``, or a KubeRay RayJob's
+``backoffLimit`` with the same entrypoint) goes on instead of starting over.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 
 EXCLUDES = [".venv", "runs", "outputs", "wandb", ".git", "**/__pycache__", ".pytest_cache",
             ".ruff_cache", "*.egg-info"]
-RUNS_DIR = "~/rlce-runs"  # on the node where the job's driver runs (the head node)
+# on the node where the job's driver runs (the head node); resolved there, since neither
+# Hydra nor a run folder expands "~"
+RUNS_DIR = "${oc.env:HOME}/rlce-runs"
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -30,6 +37,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--working-dir", default=".", help="the code and conf/ to ship")
     p.add_argument("--no-wait", action="store_true", help="return once the job is submitted")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the job")
+    p.add_argument("--retries", type=int, default=2,
+                   help="submit the job again this many times if it fails; each retry "
+                        "continues the run from its newest checkpoint (waits for the job)")
     return p.parse_known_args(argv)
 
 
@@ -55,6 +65,14 @@ def submit(argv: list[str]) -> int:
         return 2
     if not any(o.startswith("logging.dir=") for o in overrides):
         overrides.append(f"logging.dir={RUNS_DIR}")
+    name = time.strftime("rlce-%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+    # one run folder for every attempt, and each attempt continues from its newest
+    # checkpoint: a job the cluster (or --retries) runs again after a crash goes on
+    if not any(o.startswith("hydra.run.dir=") for o in overrides):
+        logging_dir = [o.split("=", 1)[1] for o in overrides if o.startswith("logging.dir=")][-1]
+        overrides.append(f"hydra.run.dir={logging_dir}/{name}")
+    if not any(o.startswith("checkpoint.resume=") for o in overrides):
+        overrides.append("checkpoint.resume=auto")
     env = {k: os.environ[k] for k in ("WANDB_API_KEY", "WANDB_ENTITY", "HF_TOKEN", "RLCE_CACHE")
            if k in os.environ}
     try:
@@ -65,27 +83,40 @@ def submit(argv: list[str]) -> int:
         return 2
     entrypoint = "python -m rlce.cli train " + " ".join(shlex.quote(o) for o in overrides)
     runtime_env = {"working_dir": args.working_dir, "excludes": EXCLUDES, "env_vars": env}
-    for attempt in range(90):  # a cluster that just started may not have its job agent yet
-        try:
-            job = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
-            break
-        except RuntimeError as e:
-            if "No available agent" not in str(e) or attempt == 89:
-                raise
-            time.sleep(2)
-    print(f"submitted {job} to {args.address}: {entrypoint}")
-    print(f"logs: ray job logs --address {args.address} {job}")
-    if args.no_wait:
-        return 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-    while client.get_job_status(job) not in terminal:
-        if deadline is not None and time.monotonic() > deadline:
-            print(f"rlce submit: {job} still running after {args.timeout} s; stopping it")
-            client.stop_job(job)
-            return 1
-        time.sleep(2)
-    status = client.get_job_status(job)
-    print(client.get_job_logs(job)[-4000:])
-    print(f"{job}: {status.value}")
-    return 0 if status == JobStatus.SUCCEEDED else 1
+    for attempt in range(args.retries + 1):
+        job = _submit(client, entrypoint, runtime_env, name if not attempt
+                      else f"{name}-retry{attempt}")
+        print(f"submitted {job} to {args.address}: {entrypoint}")
+        print(f"logs: ray job logs --address {args.address} {job}")
+        if args.no_wait:
+            return 0
+        while client.get_job_status(job) not in terminal:
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"rlce submit: {job} still running after {args.timeout} s; stopping it")
+                client.stop_job(job)
+                return 1
+            time.sleep(2)
+        status = client.get_job_status(job)
+        print(client.get_job_logs(job)[-4000:])
+        print(f"{job}: {status.value}")
+        if status != JobStatus.FAILED:  # succeeded, or stopped by someone: not retried
+            return 0 if status == JobStatus.SUCCEEDED else 1
+        if attempt < args.retries:
+            print(f"rlce submit: {job} failed; submitting it again ({attempt + 1} of "
+                  f"{args.retries}): it continues from the run's newest checkpoint")
+    return 1
+
+
+def _submit(client, entrypoint: str, runtime_env: dict, submission_id: str) -> str:
+    tries = 0
+    while True:  # a cluster that just started may not have its job agent yet
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
+                                     submission_id=submission_id)
+        except RuntimeError as e:
+            tries += 1
+            if "No available agent" not in str(e) or tries == 90:
+                raise
+            time.sleep(2)

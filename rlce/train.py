@@ -18,6 +18,7 @@ from rlce.config import CONTROLLER_STATE, ConfigError, TrainConfig, to_dict
 from rlce.data import Problem
 
 PASS_RATES = "problem_pass_rates.json"
+WANDB_ID = "wandb_id"
 
 
 def trajectory_store(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -65,6 +66,18 @@ def check_model(cfg: TrainConfig) -> str:
     except ModelNotFound as e:
         option = "checkpoint.resume" if cfg.checkpoint.resume else "model.name"
         raise ConfigError(f"{option}: {e}") from None
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """A ConfigError naming ``what`` if files cannot be written in ``folder``."""
+    probe = folder / f".rlce-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"{what} {folder} is not writable ({type(e).__name__}: "
+                          f"{e.strerror or e})") from None
 
 
 def sft_pairs(cfg: TrainConfig, model_path: str) -> Any:
@@ -195,20 +208,60 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
+def resume_auto(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``checkpoint.resume=auto``: the config resuming from the newest whole checkpoint in
+    ``run_dir`` (what an interrupted write left there is removed), or starting fresh."""
+    from rlce.checkpoints import newest, remove_incomplete
+
+    if cfg.checkpoint.resume != "auto":
+        return cfg
+    for name in remove_incomplete(run_dir):
+        say(f"removed {run_dir / name}: a checkpoint whose write was interrupted")
+    found = newest(run_dir)
+    say(f"checkpoint.resume=auto: {f'continuing from {found}' if found else 'no checkpoint in '}"
+        f"{'' if found else str(run_dir) + ', starting from the beginning'}")
+    return dataclasses.replace(cfg, checkpoint=dataclasses.replace(
+        cfg.checkpoint, resume=str(found) if found else None))
+
+
+def resume_command(overrides: list[str] | None, run_dir: Path) -> str:
+    """The command line that continues this run in its own folder."""
+    import shlex
+
+    keep = [o for o in overrides or []
+            if not o.startswith(("checkpoint.resume=", "hydra.run.dir="))]
+    args = keep if overrides is not None else ["<the same overrides>"]
+    return " ".join(["rlce train", *map(shlex.quote, args), shlex.quote(f"hydra.run.dir={run_dir}"),
+                     "checkpoint.resume=auto"])
+
+
+def train(cfg: TrainConfig, run_dir: Path | None = None,
+          overrides: list[str] | None = None) -> dict[str, Any]:
     """Run ``cfg`` in ``run_dir`` (a new folder under ``logging.dir`` if not given) and return
     where the run's files are, the per-step metrics and the evaluations before and after.
-    User mistakes (data, model) raise ConfigError before anything starts."""
+    User mistakes (data, model) raise ConfigError before anything starts. ``overrides``
+    (the command line's) make the resume command printed when a signal stops the run."""
     import wandb
     from tqdm import tqdm
 
+    from rlce.checkpoints import FINAL, step_name, write_checkpoint
+    from rlce.checkpoints import newest as newest_checkpoint
+    from rlce.checkpoints import prune as prune_checkpoints
     from rlce.controller import Controller
     from rlce.data import CurriculumStream, ProblemStream
     from rlce.evaluate import eval_problems, paired_difference
     from rlce.rewards import get_reward
+    from rlce.stopping import GracefulStop, StopRequested
 
     show = cfg.logging.progress
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
+    cfg = resume_auto(cfg, run_dir)
+    resumed_here = bool(cfg.checkpoint.resume
+                        and Path(cfg.checkpoint.resume).resolve().parent == run_dir)
+    if resumed_here and Path(cfg.checkpoint.resume).name == FINAL:
+        say(f"this run finished: {cfg.checkpoint.resume} is its final checkpoint", show)
+        return {"run_dir": str(run_dir), "checkpoint": cfg.checkpoint.resume, "history": [],
+                "evals": {}}
     phases = cfg.rounds.phases()
     if phases:  # rounds: the learner's schedule and the progress bar span every phase
         cfg.algo = dataclasses.replace(cfg.algo, steps=phases[-1][3])
@@ -234,6 +287,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if pairs is not None:
         pairs.skip(state.get("pairs_drawn", 0))
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(run_dir / "wandb", "logging.dir: the W&B folder")
     resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     (run_dir / "config.yaml").write_text(resolved)
     mode = cfg.logging.wandb_mode()
@@ -241,7 +295,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
         "fleet and the learner", show)
     t0 = time.perf_counter()
     run = wandb.init(project=cfg.logging.project, dir=str(run_dir), mode=mode,
-                     config=to_dict(cfg), name=run_dir.name,
+                     config=to_dict(cfg), name=run_dir.name, **wandb_identity(run_dir, resumed_here),
                      settings=wandb.Settings(quiet=True))
     parts = Parts(cfg)
     learner = parts.learner
@@ -261,18 +315,29 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
     evals: dict[str, dict[str, Any]] = {}
     table_rows: list[list[Any]] = []
     bar = None
+    stop = GracefulStop(cfg.checkpoint.grace_s, cfg.checkpoint.on_stop == "abandon",
+                        lambda line: say(line, True))
 
-    def checkpoint(step: int, final: bool = False) -> str:
-        where = run_dir / ("checkpoint" if final else f"checkpoint-step{step}")
-        learner.save_checkpoint(where, {"config": resolved})
-        ctrl_state = {"step": step, "problems_drawn": stream.position,
-                      "version": learner.version, "run_dir": str(run_dir)}
-        if isinstance(stream, CurriculumStream):
-            ctrl_state["curriculum"] = stream.state()
-        if pairs is not None:
-            ctrl_state["pairs_drawn"] = pairs.position
-        (where / CONTROLLER_STATE).write_text(json.dumps(ctrl_state, indent=2))
-        (where / "config.yaml").write_text(resolved)
+    def checkpoint(step: int, kind: str) -> str:
+        """A checkpoint after ``step``, written whole or not at all; ``kind`` is final,
+        every, round or stop (checkpoint.keep prunes only every and stop)."""
+        def write(where: Path) -> None:
+            learner.save_checkpoint(where, {"config": resolved})
+            ctrl_state = {"step": step, "kind": kind, "problems_drawn": stream.position,
+                          "version": learner.version, "run_dir": str(run_dir),
+                          "pass_counts": pass_counts}
+            if isinstance(stream, CurriculumStream):
+                ctrl_state["curriculum"] = stream.state()
+            if pairs is not None:
+                ctrl_state["pairs_drawn"] = pairs.position
+            (where / CONTROLLER_STATE).write_text(json.dumps(ctrl_state, indent=2))
+            (where / "config.yaml").write_text(resolved)
+
+        where = run_dir / (FINAL if kind == "final" else step_name(step))
+        with stop.deferred():  # a signal now waits for the write to end
+            write_checkpoint(where, write, newest_checkpoint(run_dir))
+            for name in prune_checkpoints(run_dir, cfg.checkpoint.keep):
+                say(f"checkpoint.keep={cfg.checkpoint.keep}: removed {name}", show)
         return str(where)
 
     def between(step: int) -> dict[str, Any]:
@@ -282,12 +347,19 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
             store.add(out.pop("_trajectories"), f"eval-step{step}", step)
             store.flush()
         if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.algo.steps:
-            checkpoint(step)
+            checkpoint(step, "every")
         return out
 
     store = trajectory_store(cfg, run_dir)
+    if resumed_here:  # resumed in its own folder: what was recorded after the checkpoint is done again
+        dropped = store.drop_after(start_step)
+        if dropped:
+            say(f"trajectory store: {dropped} shard(s) after step {start_step} removed (those "
+                "steps run again)", show)
     prompts = {p.id: p.prompt for p in problems} if isinstance(problems, list) else {}
-    pass_counts: dict[str, list[int]] = {}
+    pass_counts: dict[str, list[int]] = {pid: list(c) for pid, c in
+                                         state.get("pass_counts", {}).items()}
+    last_step = start_step  # the last step whose metrics were logged
 
     def count_passes(counts: dict[str, list[int]]) -> None:
         """Per-problem training pass rates, kept up to date in the run folder
@@ -304,7 +376,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                 for step in range(first, end)}
 
     def log(m: dict[str, Any]) -> None:
-        step = m["step"]
+        nonlocal last_step
+        step = last_step = m["step"]
         if step in round_of:  # rounds: one history, each step saying where it belongs
             m["round/index"] = round_of[step][0]
             m["round/sft"] = float(round_of[step][1] == "sft")
@@ -328,18 +401,25 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                         tok_s=f"{m['throughput/tokens_per_s']:.0f}")
 
     history: list[dict[str, Any]] = []
-    ckpt = None
+    ckpt = stopped = None
     try:
+        stop.__enter__()
+
         def evaluation(when: str, step: int) -> None:
             """Evaluate ``before`` or ``after`` training: kept in ``evals``, the trajectory
             store, ``eval-<when>.json`` and W&B at ``step``."""
-            evals[when] = evaluate(f"{when} training")
-            store.add(evals[when].pop("_trajectories"), f"eval-{when}", step)
-            store.flush()
-            _save_eval(run_dir / f"eval-{when}.json", evals[when])
-            run.log(_scalars(evals[when]), step=step)
+            result = evaluate(f"{when} training")
+            with stop.deferred():
+                evals[when] = result
+                store.add(evals[when].pop("_trajectories"), f"eval-{when}", step)
+                store.flush()
+                _save_eval(run_dir / f"eval-{when}.json", evals[when])
+                run.log(_scalars(evals[when]), step=step)
 
-        if cfg.eval.before:
+        before = run_dir / "eval-before.json"
+        if cfg.eval.before and resumed_here and before.is_file():
+            evals["before"] = _load_eval(before)  # the same baseline as before the stop
+        elif cfg.eval.before:
             evaluation("before", start_step)
         bar = tqdm(total=cfg.algo.steps, initial=start_step, desc="rlce train", unit="step",
                    disable=not show)
@@ -349,25 +429,26 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                               max_engine_restarts=cfg.rollout.max_restarts,
                               samples_kept=cfg.logging.samples_per_step,
                               make_engine=parts.new_engine, log=log, between_steps=between,
-                              pairs=pairs)
+                              pairs=pairs, stop=stop)
 
-        if not phases:
-            history = controller(cfg.algo).run(start_step)
-        for r, loss, first, end in phases:
-            if end <= start_step:
-                continue  # a resumed run skips the phases it has done
-            learner.set_loss(loss)
-            phase = dataclasses.replace(cfg.algo, loss=loss, steps=end)
-            history += controller(phase).run(max(first, start_step))
-            if end == max(e for rr, _, _, e in phases if rr == r) and r < cfg.rounds.count:
-                checkpoint(end)  # every round's checkpoint and evaluation stay in the folder
-                if cfg.eval.after:
-                    evaluation(f"round{r}", end)
+        with stop.deferred():  # the controller stops at its own safe points
+            if not phases:
+                history = controller(cfg.algo).run(start_step)
+            for r, loss, first, end in phases:
+                if end <= start_step:
+                    continue  # a resumed run skips the phases it has done
+                learner.set_loss(loss)
+                phase = dataclasses.replace(cfg.algo, loss=loss, steps=end)
+                history += controller(phase).run(max(first, start_step))
+                if end == max(e for rr, _, _, e in phases if rr == r) and r < cfg.rounds.count:
+                    checkpoint(end, "round")  # every round's checkpoint and evaluation stay
+                    if cfg.eval.after:
+                        evaluation(f"round{r}", end)
         bar.close()
         end = history[-1]["step"] if history else start_step
         if cfg.eval.after:
             evaluation("after", end)
-        ckpt = checkpoint(end, final=True)
+        ckpt = checkpoint(end, "final")
         for when in ("before", "after"):
             run.summary.update({f"{when}/{k}": v for k, v in
                                 _scalars(evals.get(when, {})).items()})
@@ -376,13 +457,25 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
                                        evals["after"]["_per_problem"])
             evals["paired"] = paired
             run.summary.update({f"paired/{k}": v for k, v in paired.items()})
+    except StopRequested as e:
+        stopped = e.signame
+        if ckpt is None:  # (a signal after the final checkpoint changes nothing)
+            ckpt = (checkpoint(last_step, "stop") if last_step > start_step
+                    else cfg.checkpoint.resume)  # nothing done since the one it started from
     finally:
         if bar is not None:
             bar.close()
         run.finish()
         parts.close()
+        stop.__exit__()
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)
+    if stopped:
+        say(f"stopped by {stopped} after step {last_step} of {cfg.algo.steps}; checkpoint: "
+            f"{ckpt or 'none (no step was done)'}\nresume with: "
+            f"{resume_command(overrides, run_dir)}", True)
+        return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history,
+                "evals": evals, "stopped": stopped}
     summary = summarize(cfg, history, evals, ckpt, run_dir, mode)
     print(summary)
     return {"run_dir": str(run_dir), "checkpoint": ckpt, "history": history, "evals": evals}
@@ -391,6 +484,26 @@ def train(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, Any]:
 def _scalars(result: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's metrics, without its per-problem results and sample records."""
     return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+def _load_eval(path: Path) -> dict[str, Any]:
+    """An evaluation saved by ``_save_eval``, in the form ``evaluate`` returns it."""
+    saved = json.loads(path.read_text())
+    return {**{k: v for k, v in saved.items() if k not in ("per_problem", "records")},
+            "_per_problem": saved["per_problem"], "_records": saved["records"]}
+
+
+def wandb_identity(run_dir: Path, resumed_here: bool) -> dict[str, Any]:
+    """The W&B run id, kept in the run folder: a run resumed in its own folder continues
+    the same W&B run (one history), any other run starts a new one."""
+    import wandb
+
+    path = run_dir / WANDB_ID
+    if resumed_here and path.is_file():
+        return {"id": path.read_text().strip(), "resume": "allow"}
+    run_id = wandb.util.generate_id()
+    path.write_text(run_id)
+    return {"id": run_id}
 
 
 def _save_eval(path: Path, result: dict[str, Any]) -> None:

@@ -90,6 +90,24 @@ class TrajectoryStore:
         return path
 
 
+    def drop_after(self, step: int) -> int:
+        """Delete the shards holding samples of steps after ``step`` (a run resumed in its
+        own folder from a checkpoint at ``step`` does those steps again); how many."""
+        import pyarrow.parquet as pq
+
+        dropped = 0
+        for shard in sorted(self.folder.glob("part-*.parquet")):
+            try:
+                steps = pq.read_table(shard, columns=["step"]).column("step").to_pylist()
+            except (OSError, ValueError) as e:
+                logger.warning("trajectory shard %s unreadable, left as it is: %s", shard, e)
+                continue
+            if steps and max(steps) > step:
+                shard.unlink()
+                dropped += 1
+        return dropped
+
+
 def _index(shard: Path) -> int:
     """The number of ``part-<n>.parquet`` (-1 for a name that is not one of ours)."""
     n = shard.stem.removeprefix("part-")

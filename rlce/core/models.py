@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def resolve_model(name: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"model path {name!r} is not a Hugging Face folder "
                                 "(no config.json there)")
+        check_model_folder(path)
         return str(path.resolve())
     if name.count("/") != 1:
         raise ModelNotFound(f"model {name!r} is not a local folder, not {DEFAULT_MODEL!r} and "
@@ -152,6 +154,64 @@ def resolve_model(name: str) -> str:
         raise ModelNotFound(f"model {name!r} is not in the local Hugging Face cache and "
                             "HF_HUB_OFFLINE=1 forbids downloading it")
     return name
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def check_model_folder(path: Path) -> None:
+    """Refuse a local model folder that the engines would fail to load, naming what is
+    wrong: an unreadable config.json, no tokenizer, no weights, a weight shard its index
+    names but the folder lacks, or a safetensors file that is cut short (a copy or a
+    checkpoint write that did not finish)."""
+    try:
+        json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelNotFound(f"model path {str(path)!r}: config.json is unreadable ({e})") from None
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelNotFound(f"model path {str(path)!r} has no tokenizer (none of "
+                            f"{', '.join(TOKENIZER_FILES)})")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            raise ModelNotFound(f"model path {str(path)!r}: {index.name} is unreadable "
+                                f"({type(e).__name__}: {e})") from None
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise ModelNotFound(f"model path {str(path)!r}: {index.name} names "
+                                f"{len(missing)} weight file(s) that are missing: "
+                                f"{', '.join(missing[:5])}")
+    else:
+        shards = sorted(p.name for p in path.glob("*.safetensors"))
+        if not shards and not list(path.glob("pytorch_model*.bin")):
+            raise ModelNotFound(f"model path {str(path)!r} has no weights (no *.safetensors, "
+                                "no pytorch_model*.bin)")
+    for shard in shards:
+        problem = _safetensors_problem(path / shard)
+        if problem:
+            raise ModelNotFound(f"model path {str(path)!r}: {shard} is not a whole "
+                                f"safetensors file ({problem})")
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    """Why ``file`` is not a whole safetensors file, or None. Its header (a little-endian
+    length, then JSON with each tensor's byte range) says how long the file must be."""
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size:
+                return f"a header of {n} bytes in a file of {size}"
+            header = json.loads(f.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError) as e:
+        return f"unreadable header: {type(e).__name__}: {str(e)[:200]}"
+    if 8 + n + end > size:
+        return f"{size} bytes, its header needs {8 + n + end}"
+    return None
 
 
 def _hub_snapshot(repo_id: str) -> str | None:

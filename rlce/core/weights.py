@@ -4,7 +4,9 @@ sent to an engine, so that a bad update is rejected whole and the engine stays u
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -13,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 class WeightUpdateError(ValueError):
@@ -120,12 +124,34 @@ def shm_dir() -> Path:
     return d if d.is_dir() and os.access(d, os.W_OK) else Path(tempfile.gettempdir())
 
 
+class WeightsNotWritten(OSError):
+    """Neither shared memory nor the temporary directory could take a weights file."""
+
+
 def write_shm_safetensors(named: dict[str, Any], tag: str = "") -> Path:
-    """Write tensors (or numpy arrays) to a fresh safetensors file in shared memory."""
+    """Write tensors (or numpy arrays) to a fresh safetensors file in shared memory; when
+    that is full, in the temporary directory (slower, but the run goes on). A file that
+    could not be written whole is removed."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v)
                .detach().to("cpu").contiguous() for k, v in named.items()}
-    path = shm_dir() / f"rlce-weights-{tag or uuid.uuid4().hex}.safetensors"
-    save_file(tensors, str(path))
-    return path
+    name = f"rlce-weights-{tag or uuid.uuid4().hex}.safetensors"
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    tried = []
+    for folder in dict.fromkeys([shm_dir(), Path(tempfile.gettempdir())]):
+        path = folder / name
+        try:
+            save_file(tensors, str(path))
+            if tried:
+                logger.warning("weights written to %s: %s", path, "; ".join(tried))
+            return path
+        except (OSError, SafetensorError) as e:  # a short write is the latter
+            path.unlink(missing_ok=True)
+            free = shutil.disk_usage(folder).free
+            tried.append(f"{folder} failed ({type(e).__name__}: {str(e)[:200]}; "
+                         f"{size / 2**20:.1f} MB needed, {free / 2**20:.1f} MB free)")
+    raise WeightsNotWritten(f"the weights could not be written for the engines: "
+                            f"{'; '.join(tried)}. Free space there, or point RLCE_SHM_DIR "
+                            "at a folder with room")

@@ -72,5 +72,8 @@ def test_the_rayjob_runs_a_valid_rlce_train_on_the_raycluster():
     assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
     argv = shlex.split(job["spec"]["entrypoint"])
     assert argv[:4] == ["python", "-m", "rlce.cli", "train"]
-    cfg = load_config(argv[4:])
+    cfg = load_config([a for a in argv[4:] if not a.startswith("hydra.")])
     assert cfg.cluster.name == "multi_node" and cfg.logging.dir == "/mnt/runs"
+    # a retried job (backoffLimit) continues the run in its one folder
+    assert "hydra.run.dir=/mnt/runs/rlce-train" in argv and cfg.checkpoint.resume == "auto"
+    assert job["spec"]["backoffLimit"] >= 1 and cfg.checkpoint.every > 0

@@ -58,6 +58,8 @@ def test_rlce_submit_runs_a_job_with_each_actor_on_its_node_type(tmp_path):
         assert "checkpoint:" in logs and str(runs) in logs
 
         (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+        # one folder per job, named by it, that a retried attempt would continue in
+        assert run_dir.name == job_id and "checkpoint.resume=auto" in out.stdout
         assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoint" / "config.json").is_file()
         assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
         placed = json.loads((run_dir / "placement.json").read_text())

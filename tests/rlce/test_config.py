@@ -44,7 +44,8 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "synth.topics": ["sums", "strings"], "synth.from_run": None,
            "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9,
            "logging.trajectories": "passed", "data.curriculum": "failures",
-           "data.mastered_rate": 0.8, "algo.loss": "sft", "algo.sft_from": None}
+           "data.mastered_rate": 0.8, "algo.loss": "sft", "algo.sft_from": None,
+           "checkpoint.on_stop": "finish"}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:
@@ -123,6 +124,10 @@ def test_defaults_are_the_embedded_default_and_presets_only_override():
     ("eval.set=jsonl", "eval.set=jsonl needs eval.path to be a file"),
     ("data.source=hf", "data.source=hf needs data.path"),
     ("+learner.foo=1", "unknown config option(s) ['learner.foo']"),
+    ("checkpoint.keep=-1", "checkpoint.keep must be >= 0, got -1"),
+    ("checkpoint.on_stop=wait", "checkpoint.on_stop must be one of abandon, finish"),
+    ("checkpoint.grace_s=0", "checkpoint.grace_s must be > 0, got 0.0"),
+    ("checkpoint.resume=/nonexistent", "is not a checkpoint of rlce train (or give auto)"),
 ])
 def test_bad_values_name_their_option(override, message):
     with pytest.raises(ValueError) as e:
@@ -145,3 +150,7 @@ def test_rounds_phases_and_their_checks():
             (["rounds.count=2", "data=generator"], "needs a finite problem set")]:
         with pytest.raises(ValueError, match=message):
             load_config(overrides)
+
+
+def test_resume_auto_is_taken_as_it_is_until_the_run_folder_is_known():
+    assert load_config(["checkpoint.resume=auto"]).checkpoint.resume == "auto"

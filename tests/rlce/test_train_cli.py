@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -311,3 +315,99 @@ def test_rounds_alternate_sft_and_rl_in_one_history(tmp_path):
     assert (run_dir / "checkpoint-step2" / "controller.json").exists()
     assert (run_dir / "eval-round1.json").exists() and (run_dir / "eval-after.json").exists()
     assert json.loads((run_dir / "checkpoint" / "controller.json").read_text())["step"] == 4
+
+
+def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
+    with open(log, "w") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=cwd)
+
+
+def wait_for(proc: subprocess.Popen, ready, what: str, log: Path) -> None:
+    """Poll the run folder for an event (a file the run writes at a known point); fail if
+    the run ends first. The deadline only keeps a broken run from hanging the suite."""
+    deadline = time.monotonic() + 900
+    while not ready():
+        assert proc.poll() is None, f"the run ended ({proc.returncode}) before {what}: " \
+                                    f"{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} in 900 s: {log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def logged_steps(wandb_run: Path) -> list[int]:
+    return [r["_step"] for r in history(wandb_run) if "reward/mean" in r]
+
+
+def test_a_signal_stops_at_a_checkpoint_and_resume_auto_continues_the_same_run(tmp_path):
+    run_dir = tmp_path / "run"
+    rates = run_dir / "problem_pass_rates.json"  # rewritten as each step is logged
+    first = [RLCE, "train", *SMALL, "algo.steps=4", "logging.table_every=1",
+             f"hydra.run.dir={run_dir}", "checkpoint.resume=auto"]
+
+    # SIGTERM once step 1 is logged: a stop checkpoint, exit 0, the command that resumes
+    log1 = tmp_path / "run1.log"
+    proc = start(first, tmp_path, log1)
+    wait_for(proc, rates.exists, "step 1", log1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=900) == 0, log1.read_text()[-3000:]
+    out = log1.read_text()
+    m = re.search(r"stopped by SIGTERM after step (\d) of 4; checkpoint: (\S+)", out)
+    assert m, out[-3000:]
+    stopped, ckpt = int(m.group(1)), Path(m.group(2))
+    assert 1 <= stopped < 4 and ckpt == run_dir / f"checkpoint-step{stopped}"
+    state = json.loads((ckpt / "controller.json").read_text())
+    assert (state["step"], state["kind"]) == (stopped, "stop")
+    assert (ckpt / "model.safetensors").is_file()
+    resume = re.search(r"resume with: (.+)", out).group(1)
+    assert resume.endswith(f"hydra.run.dir={run_dir} checkpoint.resume=auto")
+    resume = [RLCE, *shlex.split(resume)[1:]]
+    assert resume[1:] == first[1:-2] + first[-2:]  # the same options, the same folder
+    before = (run_dir / "eval-before.json").read_text()
+
+    # resumed, then two SIGINTs once a step is logged: exit at once, nothing half-written
+    log2 = tmp_path / "run2.log"
+    mtime = rates.stat().st_mtime_ns
+    proc = start(resume, tmp_path, log2)
+    wait_for(proc, lambda: rates.stat().st_mtime_ns != mtime, f"step {stopped + 1}", log2)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=900) == 128 + signal.SIGINT, log2.read_text()[-3000:]
+    assert f"continuing from {ckpt}" in log2.read_text()
+
+    # resumed again: it finishes the run in the same folder and the same W&B run
+    log3 = tmp_path / "run3.log"
+    proc = start(resume, tmp_path, log3)
+    assert proc.wait(timeout=900) == 0, log3.read_text()[-3000:]
+    out = log3.read_text()
+    resumed_from = Path(re.search(r"continuing from (\S+)", out).group(1))
+    at = json.loads((resumed_from / "controller.json").read_text())["step"]
+    assert stopped <= at < 4 and "paired by problem:" in out
+    assert (run_dir / "eval-before.json").read_text() == before  # the baseline is kept
+    final = json.loads((run_dir / "checkpoint" / "controller.json").read_text())
+    assert (final["step"], final["kind"]) == (4, "final")
+    assert not list(run_dir.glob(".incomplete-*"))
+    for folder in run_dir.glob("checkpoint-step*"):  # every checkpoint left is whole
+        assert (folder / "controller.json").is_file() and (folder / "model.safetensors").is_file()
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"), key=lambda p: p.name)
+    assert len(runs) == 3 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1  # one id
+    assert logged_steps(runs[0]) == list(range(1, stopped + 1))
+    assert logged_steps(runs[2]) == list(range(at + 1, 5))
+    # every step's training samples are in the store once: what run 2 recorded after the
+    # checkpoint run 3 started from was dropped and done again
+    shards: dict[int, list[str]] = {}
+    for f in sorted((run_dir / "trajectories").glob("part-*.parquet")):
+        rows = datasets.load_dataset("parquet", split="train", data_files=str(f))
+        for step in {r["step"] for r in rows if r["source"] == "train"}:
+            shards.setdefault(step, []).append(f.name)
+    assert sorted(shards) == [1, 2, 3, 4] and all(len(v) == 1 for v in shards.values()), shards
+
+
+def test_an_unwritable_wandb_folder_is_refused_before_anything_starts(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "wandb").write_text("a file where the W&B folder goes")
+    out = rlce(["train", *SMALL, f"hydra.run.dir={run_dir}"], tmp_path, timeout=300)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert f"logging.dir: the W&B folder {run_dir / 'wandb'} is not writable" in out.stderr
+    assert "Traceback" not in out.stderr and "starting Ray" not in out.stdout

@@ -108,3 +108,18 @@ def test_a_shard_that_cannot_be_written_costs_its_records_not_the_run(tmp_path, 
     store.add([{**record(2), "prompt": "lone \ud800 surrogate"}], "train", 2)
     store.flush()
     assert [r["prompt"] for r in read(tmp_path / "f")] == ["lone ? surrogate"]
+
+
+def test_a_run_resumed_in_its_folder_drops_the_shards_of_steps_it_does_again(tmp_path):
+    store = TrajectoryStore(tmp_path)
+    for step, source in [(0, "eval-before"), (1, "train"), (2, "train"), (3, "train")]:
+        store.add([record(step)], source, step)
+        store.flush()
+    (tmp_path / "part-00009.parquet").write_bytes(b"not parquet")  # left as it is
+    assert TrajectoryStore(tmp_path).drop_after(1) == 2
+    (tmp_path / "part-00009.parquet").unlink()
+    assert [(r["source"], r["step"]) for r in read(tmp_path)] == [("eval-before", 0),
+                                                                  ("train", 1)]
+    again = TrajectoryStore(tmp_path)  # numbering goes on after what is left
+    again.add([record(2)], "train", 2)
+    assert again.flush().name == "part-00002.parquet"
