@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -496,12 +497,10 @@ def _load_eval(path: Path) -> dict[str, Any]:
 def wandb_identity(run_dir: Path, resumed_here: bool) -> dict[str, Any]:
     """The W&B run id, kept in the run folder: a run resumed in its own folder continues
     the same W&B run (one history), any other run starts a new one."""
-    import wandb
-
     path = run_dir / WANDB_ID
     if resumed_here and path.is_file():
         return {"id": path.read_text().strip(), "resume": "allow"}
-    run_id = wandb.util.generate_id()
+    run_id = secrets.token_hex(4)  # W&B's own ids are 8 characters of [a-z0-9] too
     path.write_text(run_id)
     return {"id": run_id}
 
