@@ -80,7 +80,7 @@ class GracefulStop:
             self._exit_now(f"a second signal ({name})", 128 + signum)
         self.signame = name
         how = "dropping the step in progress" if self.abandon else "after the step in progress"
-        self.say(f"rlce: {name}: stopping ({how}), then a checkpoint; {name} again or "
+        self.say(f"{name}: stopping ({how}), then a checkpoint; {name} again or "
                  f"{self.grace_s:g} s more exits at once")
         self._timer = threading.Timer(self.grace_s, self._exit_now,
                                       (f"the grace period ({self.grace_s:g} s)", 128 + signum))
@@ -90,7 +90,7 @@ class GracefulStop:
             raise StopRequested(name)
 
     def _exit_now(self, why: str, code: int) -> None:
-        self.say(f"rlce: {why}: exiting now without a new checkpoint (the ones already "
+        self.say(f"{why}: exiting now without a new checkpoint (the ones already "
                  "written are whole)")
         sys.stdout.flush()
         sys.stderr.flush()

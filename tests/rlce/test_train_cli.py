@@ -370,8 +370,9 @@ def test_a_signal_stops_at_a_checkpoint_and_resume_auto_continues_the_same_run(t
     mtime = rates.stat().st_mtime_ns
     proc = start(resume, tmp_path, log2)
     wait_for(proc, lambda: rates.stat().st_mtime_ns != mtime, f"step {stopped + 1}", log2)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # signals of one kind do not queue: the second goes
+    wait_for(proc, lambda: "SIGINT: stopping" in log2.read_text(), "the first SIGINT", log2)
+    proc.send_signal(signal.SIGINT)  # once the first was seen
     assert proc.wait(timeout=900) == 128 + signal.SIGINT, log2.read_text()[-3000:]
     assert f"continuing from {ckpt}" in log2.read_text()
 
