@@ -82,9 +82,15 @@ class EvalConfig:
     every: int = 0  # also every N training steps (0: only before and after training)
     before: bool = True
     after: bool = True
+    # rlce eval: an earlier evaluation's JSON (eval.json, eval-before.json, ...) to compare
+    # with, problem by problem (the paired difference in pass@1, its z and one-sided p)
+    against: Optional[str] = None
 
     def __post_init__(self) -> None:
         one_of("eval.set", self.set, EVAL_SETS)
+        if self.against and not Path(self.against).expanduser().is_file():
+            raise ValueError(f"eval.against={self.against} is not a file (give an eval.json "
+                             "of rlce eval or an eval-*.json of rlce train)")
         if self.set == "jsonl" and not (self.path and Path(self.path).expanduser().is_file()):
             raise ValueError(f"eval.set=jsonl needs eval.path to be a file, got {self.path!r}")
         if self.n < 1 or not self.k or any(k < 1 or k > self.n for k in self.k):

@@ -557,9 +557,30 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     store = trajectory_store(cfg, run_dir)
     store.add(result.pop("_trajectories"), "eval", 0)
     store.flush()
+    if cfg.eval.against:
+        result["paired_against"] = against(Path(cfg.eval.against).expanduser(), result)
     out = run_dir / "eval.json"
     _save_eval(out, result)
     for k, v in _scalars(result).items():
-        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+        if k != "paired_against":
+            print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+    if result.get("paired_against"):
+        p = result["paired_against"]
+        print(f"paired by problem against {cfg.eval.against}: {p['diff']:+.3f} +- {p['se']:.3f} "
+              f"(z {p['z']:.1f}, one-sided p {p['p_one_sided']:.3f}; {p['problems']} problems: "
+              f"{p['better']} better, {p['worse']} worse, {p['same']} unchanged)")
     print(f"written to {out}")
     return result
+
+
+def against(path: Path, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The paired difference from the evaluation saved in ``path`` to ``result`` (None,
+    said, when they share fewer than 2 problems)."""
+    from rlce.evaluate import paired_difference
+
+    try:
+        earlier = json.loads(path.read_text())["per_problem"]
+        return paired_difference(earlier, result["_per_problem"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"no paired comparison with {path}: {type(e).__name__}: {e}")
+        return None

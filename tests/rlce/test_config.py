@@ -45,7 +45,7 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "synth.recheck": None, "synth.band_high": 0.9, "synth.min_mutation_score": 0.9,
            "logging.trajectories": "passed", "data.curriculum": "failures",
            "data.mastered_rate": 0.8, "algo.loss": "sft", "algo.sft_from": None,
-           "checkpoint.on_stop": "finish"}
+           "checkpoint.on_stop": "finish", "eval.against": None}
 
 
 def other_value(path: str, t: type, default) -> tuple[str, object]:
@@ -128,6 +128,7 @@ def test_defaults_are_the_embedded_default_and_presets_only_override():
     ("checkpoint.on_stop=wait", "checkpoint.on_stop must be one of abandon, finish"),
     ("checkpoint.grace_s=0", "checkpoint.grace_s must be > 0, got 0.0"),
     ("checkpoint.resume=/nonexistent", "is not a checkpoint of rlce train (or give auto)"),
+    ("eval.against=/nonexistent.json", "eval.against=/nonexistent.json is not a file"),
 ])
 def test_bad_values_name_their_option(override, message):
     with pytest.raises(ValueError) as e:

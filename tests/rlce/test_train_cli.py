@@ -185,16 +185,26 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
     assert table_problems(resumed, 2) == table_problems(run_dir, 2)
 
 
-def test_eval_reports_pass_at_k_on_humaneval(tmp_path):
+def test_eval_reports_pass_at_k_on_humaneval_and_compares_paired(tmp_path):
+    # an earlier evaluation in which every HumanEval problem passed 1 of 2 samples
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"per_problem": {f"HumanEval/{i}": [1, 2]
+                                                   for i in range(164)}}))
     out = rlce(["eval", "model=tiny", "rollout=transformers", "eval=humaneval", "eval.limit=2",
                 "eval.n=2", "eval.k=[1,2]", "algo.max_tokens=16", "rollout.max_model_len=1024",
-                f"logging.dir={tmp_path}"], tmp_path)
+                f"eval.against={earlier}", f"logging.dir={tmp_path}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (f,) = tmp_path.glob("*/eval.json")
     r = json.loads(f.read_text())
     assert r["set"] == "humaneval" and r["eval/problems"] == 2 and r["eval/samples"] == 4
     assert 0.0 <= r["eval/pass@1"] <= r["eval/pass@2"] <= 1.0
     assert sum(v for k, v in r.items() if k.startswith("eval/verdict_")) == 4
+    # paired on the 2 problems both judged: each difference is (passed/2 - 1/2)
+    diffs = [c / n - 0.5 for c, n in r["per_problem"].values()]
+    p = r["paired_against"]
+    assert p["problems"] == 2 and p["diff"] == pytest.approx(sum(diffs) / 2)
+    assert p["worse"] == sum(d < 0 for d in diffs) and p["better"] == sum(d > 0 for d in diffs)
+    assert f"paired by problem against {earlier}: {p['diff']:+.3f}" in out.stdout
 
 
 def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
