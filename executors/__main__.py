@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -91,12 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--repeat", type=int, default=3, help="passes over the 164 problems")
     b.add_argument("--fleet", action="store_true",
                    help="compare the Ray executor fleet with the local runner instead")
+    b.add_argument("--hostile", type=float, default=None, metavar="FRACTION",
+                   help="honest programs beside hostile ones instead: throughput next to a "
+                        "hostile stream, and a job set with this fraction of hostile jobs")
     sub.add_parser("selfcheck", help="start one sandbox and verify isolation is in force")
     args = p.parse_args(argv)
     if args.cmd == "run":
         return cmd_run(args)
     if args.cmd == "selfcheck":
         return cmd_selfcheck(args)
+    if args.hostile is not None:
+        if not 0 <= args.hostile < 1:
+            p.error(f"--hostile is a fraction of the jobs, in [0, 1): got {args.hostile}")
+        from .loadbench import main as hostile_main
+
+        return hostile_main(args.workers or os.cpu_count() or 1, args.hostile, args.repeat)
     from .bench import main as bench_main
 
     return bench_main(args)

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from .runner import Runner
-from .sandbox import SandboxConfig, firejail_args, slot_user
+from .sandbox import PYTHON_FLAGS, SANDBOX_ENV, SandboxConfig, firejail_args, slot_user
 
 
 ROUNDS = 5  # rounds of one executor pass and one floor pass
@@ -90,8 +90,8 @@ def bench_fresh_firejail(problems: list[dict], workers: int, limit: int) -> tupl
         pre = [] if ids is None else ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}",
                                        "--clear-groups"]
         for prog in items:
-            r = subprocess.run(pre + firejail_args(cfg) + [cfg.python, "-I", "-S", "-c", prog],
-                               env={}, capture_output=True, cwd="/")
+            argv = pre + firejail_args(cfg) + [cfg.python, *PYTHON_FLAGS, "-c", prog]
+            r = subprocess.run(argv, env=dict(SANDBOX_ENV), capture_output=True, cwd="/")
             with lock:
                 ok[0] += r.returncode == 0
 

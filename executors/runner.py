@@ -33,7 +33,7 @@ from .sandbox import (
     release_slots,
 )
 from .sandboxed.codec import decode
-from .sandboxed.hygiene import SWEEP_WAIT_S
+from .sandboxed.hygiene import CASE_CLEAN_ENTRIES, CASE_CLEAN_S, SWEEP_WAIT_S
 from .sandboxed.zygote import WALL_CAP_FACTOR
 from .schema import (
     INT_PRINT_LIMIT,
@@ -148,7 +148,8 @@ class Runner:
         self._threads: list[threading.Thread] = []
         self._sandboxes: list[Sandbox] = []
         self._slot_fds: list[int] = []
-        self.stats = {"jobs": 0, "retries": 0, "restarts": 0, "retire_failures": 0}
+        self.stats = {"jobs": 0, "retries": 0, "restarts": 0, "retire_failures": 0,
+                      "not_ready": 0}
         self._stats_lock = threading.Lock()
 
     # -- lifecycle
@@ -265,9 +266,14 @@ class Runner:
         job judged ``runtime_error`` at once: a retry would let a program that sees it is
         failing bring the sandbox down and try again. Other failures (no answer in time, a
         sandbox that will not start) are retried; a job that fails every try is judged
-        ``runtime_error``. A sandbox that cannot be restarted is ``sandbox_error``."""
+        ``runtime_error``. A sandbox that cannot be restarted is ``sandbox_error``.
+
+        The cleanup after a job's reply (its cost is the program's choice) is awaited when
+        the sandbox's next job begins (``_settle``), outside that job's tries: it can
+        neither change the verdict already given nor count as the next job's failure."""
         t0 = time.monotonic()
         last = ""
+        self._settle(box)
         for attempt in range(self.max_retries + 1):
             try:
                 if not box.alive or box.runs >= self.recycle_after:
@@ -293,14 +299,32 @@ class Runner:
                                    time.monotonic() - t0, retries=attempt,
                                    message=f"the program brought its sandbox down ({last})")
                 continue
-            if box.infrastructure_changed():  # the job crippled its sandbox: not reused
-                self._retire(box)
             v.retries = attempt
             v.duration_s = time.monotonic() - t0
             return v
         return Verdict(job.id, "runtime_error", 0, test_count(job), [], time.monotonic() - t0,
                        retries=self.max_retries,
                        message=f"the program brought its sandbox down on every try ({last})")
+
+    def _settle(self, box: Sandbox) -> None:
+        """Make ``box`` fit for its next job once the last one's verdict is out: wait for its
+        ready frame (``Sandbox.settle``: the cleanup after that job, whose cost the program
+        chose), then check the job left its fork server and template as they started. A
+        sandbox that is not ready within READY_WAIT_S, could not be cleaned, or was crippled
+        is closed, and the next try starts it afresh; no job is charged or retried for it."""
+        if not box.alive or not box.unready:
+            return
+        try:
+            box.settle()
+        except SandboxError as e:
+            logger.warning("sandbox slot %d did not get ready after a job (%s); it is restarted",
+                           box.slot, str(e)[:300])
+            with self._stats_lock:
+                self.stats["not_ready"] += 1
+            self._retire(box)
+            return
+        if box.infrastructure_changed():  # the job crippled its sandbox: not reused
+            self._retire(box)
 
     def _retire(self, box: Sandbox) -> None:
         """Close a sandbox a job crippled; its verdict stands whatever happens here. Processes
@@ -344,6 +368,9 @@ class Runner:
         cached = False
         if lang.compile_argv:
             binary, msg, cached = self._compile(box, job, lang)
+            self._settle(box)  # after a compile in this box (not a cached one): its cleanup
+            if not box.alive:  # which failed: the compile's outcome stands, the box is replaced
+                self._restart(box)
             if binary is None:
                 return Verdict(job.id, "compile_error", 0, len(cases), [], 0.0,
                                stderr=msg[-TAIL:], message="compilation failed",
@@ -358,9 +385,9 @@ class Runner:
         req = {"op": "io", "job": {
             "mode": mode, "source": source, "files": files, "argv": argv,
             "env": L.run_env(lang, job.limits), "inputs": [c["input"] for c in cases],
-            "limits": L.run_limits(lang, job.limits)}}
-        out = box.request(req, wall_budget(job.limits.timeout_s, len(cases)))["cases"]
-        v = io_verdict(job, out)
+            "limits": L.run_limits(lang, job.limits), "clean": case_clean()}}
+        reply = box.request(req, wall_budget(job.limits.timeout_s, len(cases)))
+        v = io_verdict(job, reply["cases"], reply.get("unclean"))
         v.cached_compile = cached
         return v
 
@@ -389,7 +416,7 @@ class Runner:
             "mode": "exec", "source": "", "argv": L.js_argv(job.limits),
             "files": {lang.source_file: base64.b64encode(script.encode()).decode()},
             "env": L.run_env(lang, job.limits), "inputs": [""],
-            "limits": L.run_limits(lang, job.limits)}}
+            "limits": L.run_limits(lang, job.limits), "clean": case_clean()}}
         (case,) = box.request(req, wall_budget(job.limits.timeout_s))["cases"]
         return js_asserts_verdict(job, case, nonce)
 
@@ -408,10 +435,24 @@ def duplicate_id(job_id: str) -> Verdict:
 def wall_budget(timeout_s: float, runs: int = 1) -> float:
     """How long the host waits for a reply covering ``runs`` runs of ``timeout_s`` each: a
     run's limit stretches by the time it waited for a CPU, up to WALL_CAP_FACTOR times (see
-    sandboxed.zygote.RunClock), and the sweep after the job may wait SWEEP_WAIT_S for killed
-    processes to go before the sandbox gives up on itself; beyond both, room for the reply.
-    (Shorter, and a fork bomb on a loaded node made the host give up first and retry.)"""
-    return (timeout_s * WALL_CAP_FACTOR + 0.05) * runs + SWEEP_WAIT_S + 10
+    sandboxed.zygote.RunClock); the sweep that ends a run's processes before its output is
+    read may wait SWEEP_WAIT_S for killed ones to go before the sandbox gives up on itself;
+    between two io cases the cleanup may take CASE_CLEAN_S (the fork server caps it, and a
+    case that leaves more fails the job there); beyond these, room for the reply.
+    (Shorter, and a fork bomb on a loaded node made the host give up first and retry.)
+
+    Nothing else a program can make slow comes before the reply: the cleanup after the last
+    run (wiping what the job wrote) follows it, and the host waits for that separately
+    (``Sandbox.settle``). A reply that misses this budget is "no answer in time", which is
+    retried, so no time the program controls may be left out of it."""
+    return ((timeout_s * WALL_CAP_FACTOR + 0.05) * runs + (runs - 1) * CASE_CLEAN_S
+            + SWEEP_WAIT_S + 10)
+
+
+def case_clean() -> dict[str, float]:
+    """The cap on the cleanup between two io cases (sandboxed.hygiene.CleanupCap), sent
+    with each io job so that the fork server applies the figures wall_budget counts."""
+    return {"entries": CASE_CLEAN_ENTRIES, "seconds": CASE_CLEAN_S}
 
 
 def test_count(job: Job) -> int:
@@ -587,7 +628,9 @@ def judged_verdict(job: Job, run: dict) -> Verdict:
     return summarize(job, tests, **base)
 
 
-def io_verdict(job: Job, cases_out: list[dict]) -> Verdict:
+def io_verdict(job: Job, cases_out: list[dict], unclean: Any = None) -> Verdict:
+    """``unclean``: why the sandbox stopped after ``cases_out`` (the case before left more
+    behind than the cleanup between cases may remove); the next case is a runtime error."""
     spec = job.tests
     how, tol = spec.get("compare", "whitespace"), spec.get("tolerance", 1e-6)
     tests: list[TestResult] = []
@@ -620,6 +663,9 @@ def io_verdict(job: Job, cases_out: list[dict]) -> Verdict:
             tests.append(TestResult("passed", r["wall"]))
         else:
             tests.append(judge_output(text, case["output"], how, tol, r["wall"]))
+    if unclean and len(tests) < len(spec["cases"]):
+        tests.append(TestResult("runtime_error", 0.0,
+                                f"the sandbox could not be cleaned for this case: {unclean}"[:500]))
     if record:
         return summarize(job, tests, stdout=stdout, stderr=stderr, outputs=outputs)
     return summarize(job, tests, stdout=stdout, stderr=stderr)

@@ -29,7 +29,8 @@ from typing import Any
 
 from .cgroups import CgroupUnavailable, Layout, SlotCgroup, SlotLimits, detect
 from .sandboxed import bundle
-from .sandboxed.wire import frame, reply_cap
+from .sandboxed.hygiene import SWEEP_WAIT_S
+from .sandboxed.wire import BASE_REPLY_BYTES, frame, reply_cap
 
 PROGRAM = bundle()  # the sandbox's modules, sent on its stdin (see executors/sandboxed)
 BOOT = (
@@ -52,6 +53,23 @@ BOOT = (
     " exec(compile(src,f'sandboxed/{name}.py','exec'),m.__dict__)\n"
     "pkg.zygote.main()\n"
 )
+# How the sandboxed interpreter starts. Its str/bytes hash secret is fixed (PYTHONHASHSEED=0):
+# every candidate is forked from the template and inherits the secret the interpreter drew at
+# start-up, so with randomisation on, a program whose output follows set or dict-of-str order
+# (`return list(set(words))`) passed or failed depending on which sandbox judged it. There is
+# no command-line switch for the seed, so the environment carries it, and the interpreter must
+# read its environment: `-I` (isolated) is `-E -P -s`, and -E would ignore PYTHONHASHSEED, so
+# it runs with `-P -s` (no script or working directory on sys.path, no user site) and `-S`.
+# Dropping -E is safe because the environment is ours: the host starts the sandbox with
+# SANDBOX_ENV and nothing else (`env=`), the wrappers and firejail add only the names in
+# FIREJAIL_ENV, and check_isolation refuses a sandbox whose interpreter sees any other name,
+# any PYTHON* variable but PYTHONHASHSEED=0, or hash randomisation on. (-E also covers the
+# few non-PYTHON names the standard library reads only without it, SSLKEYLOGFILE and
+# PY_SAX_PARSER: neither is in FIREJAIL_ENV, so they too are refused.)
+PYTHON_FLAGS = ("-P", "-s", "-S")
+SANDBOX_ENV = {"PYTHONHASHSEED": "0"}
+# the sandboxed interpreter's sys.flags that check_isolation requires (fail closed)
+PYTHON_SYS_FLAGS = {"hash_randomization": 0, "safe_path": True, "no_user_site": 1, "no_site": 1}
 # environment variables firejail itself puts into a sandbox; anything else is a leak
 FIREJAIL_ENV = {"container", "FIREJAIL_QUIET", "QT_X11_NO_MITSHM", "QML_DISABLE_DISK_CACHE",
                 "KDE_FORK_SLAVES", "PROMPT_COMMAND", "PWD", "SHLVL", "_", "HOME", "USER",
@@ -168,6 +186,11 @@ def _firejail_args(cfg: SandboxConfig) -> list[str]:
 
 
 STOP_POLL_S = 0.5  # while a request waits, how often the host checks the fork server is not stopped
+# How long the host waits, after a job's reply, for the fork server's ready frame: the sweep of
+# what the job left running (SWEEP_WAIT_S at most, for a process that will not die) and the
+# wipe of what it wrote, which the program chooses (a tree 100,000 directories deep takes
+# seconds). A sandbox that misses it is replaced; the job's verdict, already given, stands.
+READY_WAIT_S = SWEEP_WAIT_S + 10
 SLOT_OVERHEAD_MB = 1024  # slot memory beyond a job's own: fork server, judge, tmpfs files
 
 SLOT_DIR = Path(os.environ.get("RLCE_SLOT_DIR", "/run/rlce-slots"))
@@ -332,12 +355,14 @@ class Sandbox:
         self.cgroup: SlotCgroup | None = None
         self._infra: list[int] = []
         self._baseline: dict[int, dict[str, object]] = {}
+        self._unready: str | None = None  # id of the request whose ready frame is still owed
 
     # -- lifecycle
     def start(self) -> None:
         self._infra, self._baseline = [], {}  # a restarted sandbox's are found again below
+        self._unready = None
         ids = slot_user(self.cfg, self.slot)
-        cmd = firejail_args(self.cfg) + [self.cfg.python, "-I", "-S", "-c", BOOT]
+        cmd = firejail_args(self.cfg) + [self.cfg.python, *PYTHON_FLAGS, "-c", BOOT]
         if ids is not None:
             uid, gid = ids
             cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *cmd]
@@ -355,7 +380,7 @@ class Sandbox:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env={},  # nothing of the executor's environment enters the sandbox
+            env=dict(SANDBOX_ENV),  # nothing of the executor's environment enters the sandbox
             cwd="/",
             start_new_session=True,
         )
@@ -427,6 +452,7 @@ class Sandbox:
         """End the sandbox and everything in it, and remove its slot cgroup. SandboxError if
         the slot's processes could not be ended (the slot cannot be reused)."""
         p, self.proc = self.proc, None
+        self._unready = None
         if p is not None:
             _end(p)
         if self.cgroup is not None:
@@ -450,12 +476,22 @@ class Sandbox:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def unready(self) -> bool:
+        """Whether a job's reply came and its ready frame is still owed (see ``settle``)."""
+        return self._unready is not None
+
     # -- protocol
     def request(self, msg: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one framed request and wait for its answer; SandboxError if the sandbox dies
-        or does not answer within ``timeout_s`` (the caller then restarts it)."""
+        or does not answer within ``timeout_s`` (the caller then restarts it).
+
+        After a job's reply (any request but ``ping``) the fork server cleans up and then
+        sends a ready frame, which ``settle`` reads; a request made before that settles first
+        (the runner settles on its own, so that a failure there is charged to no job)."""
         if not self.alive:
             raise SandboxError("sandbox is not running")
+        self.settle()
         rid = secrets.token_hex(8)
         msg = {**msg, "rid": rid}
         try:
@@ -464,28 +500,60 @@ class Sandbox:
         except (BrokenPipeError, OSError) as e:
             raise SandboxError(f"sandbox stopped taking requests: {e}") from None
         deadline = time.monotonic() + timeout_s
-        (n,) = struct.unpack(">I", self._read(4, deadline))
-        cap = reply_cap(msg)
-        if n > cap:
-            raise SandboxBroken(f"sandbox sent a {n}-byte reply; a {msg['op']!r} request's "
-                               f"replies are capped at {cap} bytes")
-        try:  # the sandbox is untrusted: an unreadable reply is its failure, never ours
-            reply = json.loads(self._read(n, deadline))
-        except (ValueError, RecursionError) as e:
-            raise SandboxBroken(f"sandbox sent an unreadable reply: {type(e).__name__}: "
-                               f"{str(e)[:200]}") from None
-        if not isinstance(reply, dict):
-            raise SandboxBroken(f"sandbox sent a {type(reply).__name__}, not a reply object")
+        reply = self._frame(deadline, reply_cap(msg), f"reply to a {msg['op']!r} request")
         self.runs += 1
         if reply.get("rid") != rid:  # a stale or forged frame: everything after it is suspect
             raise SandboxBroken(f"sandbox answered request {reply.get('rid')!r} while request "
                                f"{rid!r} was waiting: its channel is out of step")
+        if msg["op"] != "ping":
+            self._unready = rid
         if not reply.get("ok"):
             raise SandboxBroken(f"sandbox failed: {reply.get('error')}")
         return reply
 
-    def _read(self, n: int, deadline: float) -> bytearray:
-        """Read exactly ``n`` bytes into one preallocated buffer (linear in ``n``)."""
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Wait for the ready frame that follows a job's reply: the fork server has ended
+        what the job left running and removed what it wrote. Nothing if none is owed.
+        SandboxError if it does not come within ``timeout_s`` (default READY_WAIT_S), or says
+        the sandbox could not be cleaned, or is not the owed request's; the caller then
+        replaces the sandbox, and the job's reply, already given, stands."""
+        rid, self._unready = self._unready, None
+        if rid is None:
+            return
+        if not self.alive:
+            raise SandboxError("sandbox is not running")
+        timeout_s = READY_WAIT_S if timeout_s is None else timeout_s
+        ready = self._frame(time.monotonic() + timeout_s, BASE_REPLY_BYTES, "ready frame",
+                            late=f"sandbox was not ready {timeout_s:g} s after its last reply")
+        if ready.get("rid") != rid or ready.get("ready") is not True:
+            raise SandboxBroken(f"sandbox sent something else where the ready frame of request "
+                               f"{rid!r} was due: its channel is out of step")
+        if not ready.get("ok"):
+            raise SandboxBroken(f"sandbox could not clean up after a job: {ready.get('error')}")
+
+    def _frame(self, deadline: float, cap: int, what: str,
+               late: str = "sandbox did not answer in time") -> dict[str, Any]:
+        """One frame from the sandbox, a JSON object of at most ``cap`` bytes, by
+        ``deadline``. The sandbox is untrusted: a frame over its cap (refused unread), an
+        unreadable one or one that is not an object is its failure (SandboxBroken), never
+        ours; SandboxError(``late``) at the deadline."""
+        (n,) = struct.unpack(">I", self._read(4, deadline, late))
+        if n > cap:
+            raise SandboxBroken(f"sandbox sent a {n}-byte {what}; it is capped at {cap} bytes")
+        try:
+            obj = json.loads(self._read(n, deadline, late))
+        except (ValueError, RecursionError) as e:
+            raise SandboxBroken(f"sandbox sent an unreadable {what}: {type(e).__name__}: "
+                               f"{str(e)[:200]}") from None
+        if not isinstance(obj, dict):
+            raise SandboxBroken(f"sandbox sent a {type(obj).__name__} as its {what}, not an "
+                               "object")
+        return obj
+
+    def _read(self, n: int, deadline: float,
+              late: str = "sandbox did not answer in time") -> bytearray:
+        """Read exactly ``n`` bytes into one preallocated buffer (linear in ``n``);
+        SandboxError(``late``) at ``deadline``."""
         fd = self.proc.stdout.fileno()
         buf = bytearray(n)
         view = memoryview(buf)
@@ -493,7 +561,7 @@ class Sandbox:
         while got < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SandboxError("sandbox did not answer in time")
+                raise SandboxError(late)
             ready, _, _ = select.select([fd], [], [], min(left, STOP_POLL_S))
             if not ready:
                 stopped = self._stopped_infrastructure()
@@ -544,12 +612,41 @@ def check_isolation(probe: dict[str, Any], expect_uid: int) -> None:
         problems.append("no private IPC namespace (SysV IPC and message queues are the host's)")
     if probe.get("io_uring") is not False:
         problems.append("io_uring is not blocked by the seccomp filter")
-    leaked = set(probe.get("env", [])) - FIREJAIL_ENV
+    leaked = set(probe.get("env", [])) - FIREJAIL_ENV - set(SANDBOX_ENV)
     if leaked:
         problems.append(f"environment variables leak into the sandbox: {sorted(leaked)}")
+    problems += interpreter_problems(probe.get("python"))
     if problems:
         raise IsolationError(
             "firejail isolation is not in force, refusing to run jobs: " + "; ".join(problems)
             + ". Firejail disables itself where it cannot see kernel threads (many containers):"
             " run executors on a VM or a privileged pod (see cluster/ and executors/README.md)."
         )
+
+
+def interpreter_problems(seen: Any) -> list[str]:
+    """What is wrong with the sandboxed interpreter's PYTHON* environment and flags, as the
+    probe saw them from inside (see PYTHON_FLAGS): exactly SANDBOX_ENV, hash randomisation
+    off, and the flags of `-P -s -S`. A probe that reports neither fails."""
+    seen = seen if isinstance(seen, dict) else {}
+    env, flags = seen.get("env"), seen.get("flags")
+    env = env if isinstance(env, dict) else {}
+    flags = flags if isinstance(flags, dict) else {}
+    problems = []
+    if env != SANDBOX_ENV:
+        extra = sorted(set(env) - set(SANDBOX_ENV))
+        problems.append(
+            f"the sandboxed interpreter's PYTHON* environment is not exactly {SANDBOX_ENV} "
+            f"(PYTHONHASHSEED={env.get('PYTHONHASHSEED')!r}"
+            + (f"; also {extra}" if extra else "") + ")")
+    randomised = flags.get("hash_randomization")
+    if type(randomised) is not int or randomised != 0:  # exactly 0: not missing, None or False
+        problems.append("hash randomisation is on in the sandbox (sys.flags.hash_randomization="
+                        f"{flags.get('hash_randomization')!r}): a verdict on a program that "
+                        "follows set order would depend on the sandbox that gave it")
+    wrong = {k: flags.get(k) for k, want in PYTHON_SYS_FLAGS.items()
+             if k != "hash_randomization" and flags.get(k) != want}
+    if wrong:
+        problems.append(f"the sandboxed interpreter's sys.flags are {wrong}, not those of "
+                        f"{' '.join(PYTHON_FLAGS)}")
+    return problems

@@ -20,8 +20,9 @@ Modules, in dependency order (each imports only modules before it, and only rela
 (framing, caps, codec, constants).
 
 How the package gets into a sandbox, with no file: the host (``executors/sandbox.py``) runs
-``python3 -I -S -c BOOT`` and writes one frame on its stdin, ``bundle()``: the JSON object
-``{module name: source text}`` in ``MODULES`` order. BOOT makes a module object ``sandboxed``
+``python3 -P -s -S -c BOOT`` with ``PYTHONHASHSEED=0`` (see ``sandbox.PYTHON_FLAGS``) and
+writes one frame on its stdin, ``bundle()``: the JSON object ``{module name: source text}``
+in ``MODULES`` order. BOOT makes a module object ``sandboxed``
 with ``__path__ = []`` (a package with no directory), then for each text in order makes the
 module ``sandboxed.<name>`` with ``__package__ = "sandboxed"``, registers it in
 ``sys.modules`` (and as an attribute of the package) and executes the text in it. A relative

@@ -1,8 +1,9 @@
 """The zygote: the warm fork server each sandbox runs, and its entry point ``main``.
 
 It reads framed requests from the host (``ping``, ``io``, ``compile``, ``judge``), runs each
-job's processes against a ``RunClock``, answers within the request's reply cap, and cleans the
-sandbox between jobs; a sandbox it cannot clean exits and is thrown away. Every process here
+job's processes against a ``RunClock``, answers within the request's reply cap as soon as the
+job's outcome is read, then cleans the sandbox and says so in a second, "ready" frame (see
+``Zygote.serve``); a sandbox it cannot clean exits and is thrown away. Every process here
 is non-dumpable, so same-uid processes cannot read its memory or its file descriptors through
 /proc. ``probe`` measures, from inside, what isolation the sandbox really has.
 """
@@ -24,6 +25,8 @@ from .candidate import template_loop
 from .hygiene import (
     LIBC,
     PR_SET_CHILD_SUBREAPER,
+    CleanupCap,
+    Overrun,
     memfd,
     no_dump,
     read_capped,
@@ -208,15 +211,18 @@ class Zygote:
         except ProcessLookupError:
             raise RuntimeError("the template is gone") from None
 
-    def clean(self):
+    def clean(self, cap=None):
+        """End every process of the sandbox but ours, resume the template, remove every file
+        and IPC object a job left. False if that cannot be done (the sandbox must then be
+        replaced); Overrun if what is left to remove exceeds ``cap``."""
         ok = sweep({self.pid, self.template})
         try:
             self.resume_template()
         except RuntimeError:
             ok = False
         try:
-            wipe()
-            remove_ipc()
+            wipe(cap)
+            remove_ipc(cap)
         except OSError:
             ok = False
         os.makedirs(WORKDIR, exist_ok=True)
@@ -391,14 +397,21 @@ class Zygote:
 
     def run_io(self, job):
         """Each case starts from the job's files in an otherwise empty sandbox: everything the
-        previous case wrote is wiped and its processes ended first."""
+        previous case wrote is wiped and its processes ended first. That cleanup comes before
+        the reply, so it is capped (``job["clean"]``: entries and seconds, which the host's
+        wait for the reply counts): a case that leaves more ends the job there, and the reply
+        says so in ``unclean`` (the host judges the next case a runtime error)."""
         files = {name: base64.b64decode(b64) for name, b64 in job.get("files", {}).items()}
         src = job["source"].encode() if job["mode"] == "main" else b""
         cases = []
         for i, stdin_text in enumerate(job["inputs"]):
             # the first case follows the previous job's clean, and the last one's is the job's
-            if i and not self.clean():
-                return {"ok": False, "error": "could not end the run's processes"}
+            try:
+                if i and not self.clean(CleanupCap(**job["clean"])):
+                    return {"ok": False, "error": "could not end the run's processes"}
+            except Overrun as e:
+                return {"ok": True, "cases": cases,
+                        "unclean": f"case {i - 1} left {e} (the cap between cases)"}
             self.put_files(files)
             r = self.run_io_case(job, stdin_text.encode(), src, job["argv"], job["mode"])
             cases.append(r)
@@ -426,19 +439,13 @@ class Zygote:
         if op == "ping":
             return {"ok": True, "probe": probe()}
         job = req["job"]
-        try:
-            if op == "judge":
-                return {"ok": True, "run": self.run_judged(job)}
-            if op == "io":
-                return self.run_io(job)
-            if op == "compile":
-                return self.compile(job)
-            return {"ok": False, "error": f"unknown op {op!r}"}
-        finally:
-            if not self.clean():
-                # processes we cannot end means this sandbox must be thrown away
-                self.reply(req, {"ok": False, "error": "sandbox could not be cleaned"})
-                os._exit(3)
+        if op == "judge":
+            return {"ok": True, "run": self.run_judged(job)}
+        if op == "io":
+            return self.run_io(job)
+        if op == "compile":
+            return self.compile(job)
+        return {"ok": False, "error": f"unknown op {op!r}"}
 
     def reply(self, req, resp):
         """Answer ``req``, echoing its id so the host can tell a stale or forged reply from
@@ -451,6 +458,17 @@ class Zygote:
                                    "error": f"reply to a {req['op']!r} request: {e}"})
 
     def serve(self):
+        """Answer each request; after every request but ``ping``, clean up and send a ready
+        frame.
+
+        The reply goes out as soon as the job's outcome is read (after the sweep the run's
+        output needs), and the cleanup whose cost the program chooses (wiping what it wrote,
+        removing its IPC objects) comes after it. The host waits for the reply with a budget
+        sized from the job's time limit, and for the ready frame with one of its own
+        (``executors.sandbox.READY_WAIT_S``) before it sends the next job; a sandbox that
+        misses the second is replaced, and the verdict already given stands. Were the cleanup
+        before the reply, a program that saw it was failing could make it outlast the host's
+        wait: "no answer in time" is retried, so it would get another try."""
         while True:
             try:
                 req = read_frame(self.rfd, MAX_REQUEST_BYTES)
@@ -462,6 +480,17 @@ class Zygote:
                 resp = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000],
                         "trace": traceback.format_exc()[-2000:]}
             self.reply(req, resp)
+            if req.get("op") != "ping":
+                self.get_ready(req)
+
+    def get_ready(self, req):
+        """After a job's reply: clean the sandbox, then send the ready frame echoing the
+        request's id (a sandbox that cannot be cleaned says so and exits)."""
+        ok = self.clean()
+        write_frame(self.wfd, {"rid": req.get("rid"), "ready": True, "ok": ok,
+                               "error": "" if ok else "sandbox could not be cleaned"})
+        if not ok:  # processes we cannot end: this sandbox must be thrown away
+            os._exit(3)
 
 
 def read_results(fd, clock, cap):
@@ -507,7 +536,15 @@ def probe():
             k, _, v = line.partition(":")
             if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
                 info[k] = v.strip()
-    info["env"] = sorted(os.environ)
+    info["env"] = sorted(os.environ)  # names only: a leaked variable's value may be a secret
+    # what decides how this interpreter runs programs: its PYTHON* variables (the host sets
+    # PYTHONHASHSEED=0 alone) and the flags it started with
+    info["python"] = {
+        "env": {k: v for k, v in os.environ.items() if k.startswith("PYTHON")},
+        "flags": {k: getattr(sys.flags, k) for k in (
+            "hash_randomization", "ignore_environment", "isolated", "safe_path",
+            "no_user_site", "no_site")},
+    }
     info["ipc_ns"] = os.readlink("/proc/self/ns/ipc")
     info["children"] = [int(c) for c in open(f"/proc/self/task/{os.getpid()}/children").read().split()]
     info["io_uring"] = LIBC.syscall(425, 1, ctypes.create_string_buffer(120)) >= 0  # io_uring_setup

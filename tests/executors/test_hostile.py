@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from executors.sandbox import PYTHON_FLAGS
 from tests.executors.conftest import asserts_job, io_job, processes_of, run, sandbox_uids
 
 pytestmark = pytest.mark.slow  # about 50 hostile programs, each in its own sandbox
@@ -173,7 +174,7 @@ def test_hostile(runner, host_listeners, name):
     assert not os.path.exists("/etc/rlce-pwned") and not os.path.exists("/usr/local/rlce-pwned")
     assert not [p for p in os.listdir("/tmp") if p.startswith("rlce-hostile-marker")]
     for pid, cmd in processes_of(uids):  # only the sandboxes' own processes
-        assert "firejail" in cmd or "python3 -I -S" in cmd, (name, pid, cmd)
+        assert "firejail" in cmd or f"python3 {' '.join(PYTHON_FLAGS)} " in cmd, (name, pid, cmd)
 
 
 def test_js_fake_marker_with_the_evaluation_opt_in(js_runner):

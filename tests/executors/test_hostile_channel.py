@@ -10,11 +10,15 @@ import json
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
+from executors import runner as runner_module
+from executors import sandbox as sandbox_module
 from executors.sandbox import Sandbox, SandboxError
 from executors.sandboxed import wire
+from executors.sandboxed.hygiene import CASE_CLEAN_ENTRIES
 from tests.executors.conftest import asserts_job, io_job, run
 
 ADD_OK = "def add(a, b):\n    return a + b\n"
@@ -99,6 +103,33 @@ def test_a_reply_over_its_cap_is_refused_unread():
     try:
         with pytest.raises(SandboxError, match="capped at"):
             box.request({"op": "ping"}, 10)
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("ready, needle", [
+    ({"rid": "0123456789abcdef", "ready": True, "ok": True}, None),
+    ({"rid": "fedcba9876543210", "ready": True, "ok": True}, "out of step"),
+    ({"rid": "0123456789abcdef", "ok": True, "cases": []}, "out of step"),  # a reply, no ready
+    ({"rid": "0123456789abcdef", "ready": True, "ok": False, "error": "could not be cleaned"},
+     "could not clean up"),
+    ([1, 2], "not an object"),
+    (None, "not ready 0.5 s after"),
+], ids=["ready", "other-request", "not-ready-frame", "unclean", "not-an-object", "silent"])
+def test_the_ready_frame_after_a_job_is_checked(ready, needle):
+    """After a job's reply the host reads the fork server's ready frame before it sends the
+    next request: its own request's, saying the sandbox is clean, and within its time."""
+    box = fake_sandbox(b"" if ready is None else wire.frame(ready))
+    try:
+        box.proc.stdin.write(b"\0" * 4)  # what the fake waits for before it writes
+        box.proc.stdin.flush()
+        box._unready = "0123456789abcdef"  # a job's reply came; its ready frame is owed
+        if needle is None:
+            box.settle(0.5)
+        else:
+            with pytest.raises(SandboxError, match=needle):
+                box.settle(0.5)
+        assert not box.unready
     finally:
         box.close()
 
@@ -209,3 +240,76 @@ def test_a_tree_deeper_than_path_max_is_wiped(solo):
     assert (v["status"], v["retries"]) == ("passed", 0), v
     v = run(solo, io_job("import os\nprint(sorted(os.listdir('.')))\n", [("", "[]")]))
     assert (v["status"], v["retries"]) == ("passed", 0), v
+
+
+# A program that makes the cleanup after its run slow: directories, each in the last, as many
+# as half a second of its CPU makes (one mkdir and one chdir a level), in its working
+# directory under /tmp. Removing them takes five to six times as long, and that is the
+# program's choice. (Counted in CPU, not wall time: on a loaded node it makes as many.)
+SLOW_CLEANUP = ("import os, time\n"
+                "def mess():\n"
+                "    while time.process_time() < 0.5:\n"
+                "        for _ in range(1000):\n"
+                "            os.mkdir('d')\n"
+                "            os.chdir('d')\n")
+LIMITS = {"timeout_s": 5}
+MESSY = {  # a job that fails and leaves the mess, and the verdict it deserves
+    "judged": (asserts_job(SLOW_CLEANUP + "def f():\n    mess()\n    return 2\n",
+                           ["assert f() == 1"], limits=LIMITS), "failed"),
+    "io": (io_job(SLOW_CLEANUP + "mess()\nprint('wrong')\n", [("", "right")], limits=LIMITS),
+           "failed"),
+    # the cleanup between the two cases stops at its cap: the second case is not run
+    "io_cases": (io_job(SLOW_CLEANUP + "mess()\nprint('right')\n", [("", "right")] * 2,
+                        limits=LIMITS), "runtime_error"),
+}
+# the host's wait for a reply: five times what these runs need on a quiet node, less than
+# run and cleanup together (3 s and more)
+TIGHT_S = 2.5
+
+
+@SANDBOX
+@pytest.mark.parametrize("kind, ready_in_time", [
+    ("judged", True), ("io", True), ("io_cases", True), ("judged", False)])
+def test_a_slow_cleanup_after_the_run_is_no_second_try(solo, monkeypatch, kind, ready_in_time):
+    """The fork server wiped what a job wrote before it replied, so the cleanup's time,
+    which the program chooses, counted against the host's wait for the reply; a reply that
+    missed it was "no answer in time" and retried, so a program that saw it was failing
+    could win another try by leaving a mess too slow to clean. The host's wait is cut here to
+    TIGHT_S, as a larger mess would outlast the real one. The verdict now comes before the
+    cleanup, at the first try; the next job waits for the cleanup (or, when it is not done
+    within READY_WAIT_S, for a fresh sandbox) and is judged as usual."""
+    monkeypatch.setattr(runner_module, "wall_budget", lambda timeout_s, runs=1: TIGHT_S)
+    if not ready_in_time:
+        monkeypatch.setattr(sandbox_module, "READY_WAIT_S", 0.3)
+    job, status = MESSY[kind]
+    not_ready = solo.stats["not_ready"]
+    v = run(solo, job)
+    assert (v["status"], v["retries"]) == (status, 0), v
+    if kind == "io_cases":
+        assert [t["status"] for t in v["tests"]] == ["passed", "runtime_error"], v
+        assert "could not be cleaned" in v["tests"][1]["message"], v
+    t0 = time.monotonic()
+    honest = run(solo, io_job("import os\nprint(os.listdir('/tmp'))\n", [("", "['run']")]))
+    waited = time.monotonic() - t0
+    assert (honest["status"], honest["retries"]) == ("passed", 0), honest
+    assert solo.stats["not_ready"] - not_ready == (0 if ready_in_time else 1)
+    if ready_in_time:  # it waited for the cleanup (a trivial job takes 10 ms)
+        assert waited > 0.5, waited
+
+
+@SANDBOX
+def test_a_case_that_leaves_too_much_to_clean_fails_the_next_case(solo):
+    """The cleanup between io cases comes before the reply, so it is capped: a case that
+    leaves more than CASE_CLEAN_ENTRIES files makes the next case a runtime error, the same
+    on every node, and the job is not retried. A case that leaves fewer is cleaned up."""
+    src = ("import os\nn = int(input())\nfor i in range(n):\n    open(f'f{i}', 'w').close()\n"
+           "print(len(os.listdir('.')))\n")
+    few, many = 1_000, CASE_CLEAN_ENTRIES + 1
+    v = run(solo, io_job(src, [(f"{few}\n", str(few))] * 2, limits={"timeout_s": 5}))
+    assert (v["status"], v["retries"]) == ("passed", 0), v
+    v = run(solo, io_job(src, [(f"{many}\n", str(many))] * 2, limits={"timeout_s": 5}))
+    assert (v["status"], v["retries"]) == ("runtime_error", 0), v
+    assert [t["status"] for t in v["tests"]] == ["passed", "runtime_error"], v
+    assert f"more than {CASE_CLEAN_ENTRIES:,} files" in v["tests"][1]["message"], v
+    canary(solo)
+

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from executors import Runner
+from executors.sandbox import PYTHON_FLAGS
 from tests.executors.conftest import asserts_job, io_job, run
 
 pytestmark = pytest.mark.slow  # every test starts or uses real sandboxes
@@ -64,11 +65,12 @@ def below(pid):
 
 def infra_processes(runner):
     """(pid, nice, policy, affinity, oom_score_adj, rlimits) of each fork server and template
-    of ``runner``'s sandboxes: the python3 -I -S processes below their firejail processes."""
+    of ``runner``'s sandboxes: the python3 -P -s -S processes below their firejail processes."""
     out = []
     for box in runner._sandboxes:
+        interpreter = "\0".join([box.cfg.python, *PYTHON_FLAGS]).encode()
         for pid in below(box.proc.pid):
-            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/python3\0-I"):
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(interpreter):
                 continue
             stat = Path(f"/proc/{pid}/stat").read_text()
             f = stat[stat.rindex(")") + 2:].split()

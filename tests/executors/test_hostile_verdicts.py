@@ -17,6 +17,7 @@ import pytest
 
 from executors import Runner
 from executors import languages as L
+from executors.sandbox import SandboxConfig
 from executors.schema import parse_job
 from tests.executors.conftest import asserts_job, io_job, run
 
@@ -108,6 +109,43 @@ def test_a_compile_starved_of_processes_is_compiled_again(solo, monkeypatch):
     assert second["status"] == "passed" and not second["cached_compile"], second
     third = run(solo, io_job(src, [("", "7")], language="cpp", id="cached"))
     assert third["status"] == "passed" and third["cached_compile"], third
+
+
+# --- verdicts do not depend on the sandbox that gives them
+
+WORDS = ["apple", "banana", "cherry", "damson", "elderberry", "fig", "grape", "huckleberry",
+         "kiwi", "lemon", "mango", "nectarine"]
+SET_ORDER = "def f(xs):\n    return list(set(xs))\n"  # wrong, but right in one order
+
+
+def order_without_randomisation(words):
+    """list(set(words)) as the sandbox's interpreter orders it with PYTHONHASHSEED=0, in a
+    fresh process on the host."""
+    code = "import json, sys\nprint(json.dumps(list(set(json.loads(sys.argv[1])))))"
+    out = subprocess.run([SandboxConfig().python, "-c", code, json.dumps(words)], check=True,
+                         env={"PYTHONHASHSEED": "0"}, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def test_set_order_is_the_same_in_every_sandbox(solo):
+    """Every candidate inherits its sandbox's str hash secret, which was random per sandbox
+    start: a program returning list(set(words)) passed or failed depending on the sandbox
+    that judged it (4 of 1,024 recorded programs flipped between restarts). The sandboxed
+    interpreter runs without hash randomisation, so every sandbox orders the set as
+    PYTHONHASHSEED=0 does."""
+    want = order_without_randomisation(WORDS)
+    record = {"id": "order", "language": "python", "source": SET_ORDER, "tests": {
+        "format": "call", "fn_name": "f", "record": True, "cases": [{"args": [WORDS]}]}}
+    judged = asserts_job(SET_ORDER, [f"assert f({WORDS!r}) == {want!r}"])
+    printed = io_job("print(list(set(input().split())))\n", [(" ".join(WORDS), str(want))],
+                     tests_extra={"compare": "exact"})
+    (box,) = solo._sandboxes
+    seen = []
+    for _ in range(4):
+        box.restart()  # a fresh interpreter, whose hash secret was drawn anew
+        got = [run(solo, job) for job in (record, judged, printed)]
+        seen.append((got[0]["outputs"], [v["status"] for v in got]))
+    assert seen == [([want], ["passed"] * 3)] * 4, seen
 
 
 # --- class 7: comparators that paid wrong answers

@@ -6,10 +6,14 @@ import pytest
 
 from executors.sandbox import IsolationError, check_isolation
 
+PYTHON = {"env": {"PYTHONHASHSEED": "0"},
+          "flags": {"hash_randomization": 0, "ignore_environment": 0, "isolated": 0,
+                    "safe_path": True, "no_user_site": 1, "no_site": 1}}
 GOOD = {"uid": 1000, "euid": 1000, "pid": 3, "CapEff": "0" * 16, "CapPrm": "0" * 16,
         "NoNewPrivs": "1", "Seccomp": "2", "pids": [1, 3, 4], "ifaces": ["lo"],
-        "internet": False, "host_writable": False, "tmp_writable": True, "env": ["PATH"],
-        "ipc_ns": "ipc:[1]", "io_uring": False}
+        "internet": False, "host_writable": False, "tmp_writable": True,
+        "env": ["PATH", "PYTHONHASHSEED"], "ipc_ns": "ipc:[1]", "io_uring": False,
+        "python": PYTHON}
 
 
 def test_good_probe_passes():
@@ -32,6 +36,54 @@ def test_unsandboxed_probe_refused(change, needle):
     # what firejail gives where it silently disables itself (no kernel threads visible)
     with pytest.raises(IsolationError, match=needle):
         check_isolation({**GOOD, **change}, expect_uid=GOOD["uid"])
+
+
+def python_seen(env=None, **flags):
+    """The probe's view of the sandboxed interpreter, GOOD's with ``env`` and ``flags``."""
+    return {"env": PYTHON["env"] if env is None else env, "flags": {**PYTHON["flags"], **flags}}
+
+
+def test_a_fixed_hash_seed_is_allowed():
+    """PYTHONHASHSEED=0 is the one variable of ours in the sandbox (verdicts must not depend
+    on the sandbox's hash secret), and hash randomisation is then off inside."""
+    check_isolation({**GOOD, "python": python_seen()}, expect_uid=GOOD["uid"])
+
+
+@pytest.mark.parametrize("env, seen, needle", [
+    # another seed, or none: set order, and so verdicts, would differ from the executor's
+    (["PATH", "PYTHONHASHSEED"], python_seen({"PYTHONHASHSEED": "1"}),
+     r"PYTHONHASHSEED='1'"),
+    (["PATH", "PYTHONHASHSEED"], python_seen({"PYTHONHASHSEED": "random"}, hash_randomization=1),
+     "hash randomisation is on"),
+    (["PATH"], python_seen({}, hash_randomization=1), "PYTHONHASHSEED=None"),
+    # any other PYTHON* variable changes how the interpreter runs programs (-E is off)
+    (["PATH", "PYTHONHASHSEED", "PYTHONPATH"],
+     python_seen({"PYTHONHASHSEED": "0", "PYTHONPATH": "/opt/rlce"}), "PYTHONPATH"),
+    (["PATH", "PYTHONHASHSEED", "PYTHONINSPECT"],
+     python_seen({"PYTHONHASHSEED": "0", "PYTHONINSPECT": "1"}), "PYTHONINSPECT"),
+    # names the standard library reads once -E is off, outside PYTHON*
+    (["PATH", "PYTHONHASHSEED", "SSLKEYLOGFILE"], python_seen(), "SSLKEYLOGFILE"),
+    # hash randomisation on inside, whatever the environment says
+    (["PATH", "PYTHONHASHSEED"], python_seen(hash_randomization=1), "hash randomisation is on"),
+    (["PATH", "PYTHONHASHSEED"], python_seen(hash_randomization=None), "hash randomisation is on"),
+    # the flags of -P -s -S: the working directory on sys.path, the user's site-packages
+    (["PATH", "PYTHONHASHSEED"], python_seen(safe_path=False), "safe_path"),
+    (["PATH", "PYTHONHASHSEED"], python_seen(no_user_site=0), "no_user_site"),
+    (["PATH", "PYTHONHASHSEED"], python_seen(no_site=0), "no_site"),
+])
+def test_an_interpreter_that_is_not_ours_is_refused(env, seen, needle):
+    with pytest.raises(IsolationError, match=needle):
+        check_isolation({**GOOD, "env": env, "python": seen}, expect_uid=GOOD["uid"])
+
+
+@pytest.mark.parametrize("seen", [None, {}, {"env": {"PYTHONHASHSEED": "0"}}, "x"])
+def test_a_probe_that_does_not_report_the_interpreter_is_refused(seen):
+    """Fail closed: no report of the interpreter's hash randomisation is not 'off'."""
+    probe = {k: v for k, v in GOOD.items() if k != "python"}
+    if seen is not None:
+        probe["python"] = seen
+    with pytest.raises(IsolationError, match="hash randomisation is on"):
+        check_isolation(probe, expect_uid=GOOD["uid"])
 
 
 def test_the_view_hides_everything_not_whitelisted(monkeypatch):

@@ -32,3 +32,24 @@ def test_five_thousand_jobs_each_get_one_verdict(runner):
     wrong = [(i, by_id[f"L{i}"]) for i in range(5000)
              if not (by_id[f"L{i}"] == expect[i % 4] or (i % 4 == 1 and i == 0))]
     assert not wrong, wrong[:10]
+
+
+def test_honest_programs_beside_hostile_ones_keep_their_verdicts(runner):
+    """A job set with one hostile program (each kind of the hostile-load benchmark) for
+    every two honest ones, shuffled: every honest job passes, and every hostile one gets a
+    verdict of its own, never an infrastructure failure."""
+    import random
+
+    from executors.bench import humaneval_jobs, humaneval_problems
+    from executors.loadbench import HOSTILE, hostile_jobs
+
+    honest = humaneval_jobs(humaneval_problems()[:48], "/beside")
+    hostile = hostile_jobs(4 * len(HOSTILE), "t")
+    jobs = honest + hostile
+    random.Random(1).shuffle(jobs)
+    got = {v["id"]: v for v in runner.run(jobs)}
+    assert len(got) == len(jobs)
+    assert {got[j["id"]]["status"] for j in honest} == {"passed"}
+    statuses = Counter(got[j["id"]]["status"] for j in hostile)
+    assert set(statuses) <= {"timeout", "memory_limit", "output_limit", "runtime_error",
+                             "failed"}, statuses
