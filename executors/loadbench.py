@@ -40,14 +40,15 @@ HOSTILE = {
 }
 
 
-def hostile_jobs(count: int, tag: str) -> list[dict[str, Any]]:
+def hostile_jobs(count: int, tag: str, first: int = 0) -> list[dict[str, Any]]:
+    """``count`` hostile jobs, their kinds in turn from the ``first``-th."""
     kinds = sorted(HOSTILE)
     return [{"id": f"hostile/{kinds[i % len(kinds)]}/{tag}{i}", "language": "python",
              "source": HOSTILE[kinds[i % len(kinds)]],
              "limits": {"timeout_s": HOSTILE_TIMEOUT_S},
              "tests": {"format": "check", "code": "def check(f):\n    assert f() == 1\n",
                        "entry_point": "f"}}
-            for i in range(count)]
+            for i in range(first, first + count)]
 
 
 def honest_pass(r: Runner, jobs: list[dict], streams: int, hostile: bool
@@ -67,7 +68,7 @@ def honest_pass(r: Runner, jobs: list[dict], streams: int, hostile: bool
     def hostile_stream() -> None:
         i = 0
         while not done.is_set():
-            (job,) = hostile_jobs(1, f"n{time.monotonic_ns()}-{i}")
+            (job,) = hostile_jobs(1, f"n{time.monotonic_ns()}-", first=i)  # each kind in turn
             verdict = r.submit(job).result()
             with lock:
                 bad[f"{job['id'].split('/')[1]}:{verdict['status']}"] += 1
