@@ -53,11 +53,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_checkpoint(where: Path, write: Callable[[Path], None], last: Path | None) -> Path:
+def write_checkpoint(where: Path, write: Callable[[Path], None]) -> Path:
     """Have ``write`` fill a temporary folder, then rename it to ``where`` (replacing a
     checkpoint already there). On failure the temporary folder is removed, ``where`` and
-    every other checkpoint stay as they were, and CheckpointError names the cause and
-    ``last``, the newest checkpoint still whole."""
+    every other checkpoint stay as they were, and CheckpointError names the cause and the
+    newest checkpoint still whole."""
     tmp = where.parent / f"{INCOMPLETE}{where.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -69,6 +69,7 @@ def write_checkpoint(where: Path, write: Callable[[Path], None], last: Path | No
             raise  # a second signal or an interpreter exit: nothing to explain
         cause = getattr(e, "cause", None) or e  # a Ray task error wraps the learner's
         lines = str(cause).strip().splitlines() or [""]
+        last = newest(where.parent)
         kept = f"the newest whole checkpoint is {last}" if last else "no checkpoint was kept"
         raise CheckpointError(f"checkpoint {where} not written ({type(cause).__name__}: "
                               f"{lines[-1][:300]}); {kept}") from e

@@ -219,8 +219,8 @@ def resume_auto(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
     for name in remove_incomplete(run_dir):
         say(f"removed {run_dir / name}: a checkpoint whose write was interrupted")
     found = newest(run_dir)
-    say(f"checkpoint.resume=auto: {f'continuing from {found}' if found else 'no checkpoint in '}"
-        f"{'' if found else str(run_dir) + ', starting from the beginning'}")
+    say(f"checkpoint.resume=auto: continuing from {found}" if found else
+        f"checkpoint.resume=auto: no checkpoint in {run_dir}, starting from the beginning")
     return dataclasses.replace(cfg, checkpoint=dataclasses.replace(
         cfg.checkpoint, resume=str(found) if found else None))
 
@@ -246,7 +246,6 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     from tqdm import tqdm
 
     from rlce.checkpoints import FINAL, step_name, write_checkpoint
-    from rlce.checkpoints import newest as newest_checkpoint
     from rlce.checkpoints import prune as prune_checkpoints
     from rlce.controller import Controller
     from rlce.data import CurriculumStream, ProblemStream
@@ -336,7 +335,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
 
         where = run_dir / (FINAL if kind == "final" else step_name(step))
         with stop.deferred():  # a signal now waits for the write to end
-            write_checkpoint(where, write, newest_checkpoint(run_dir))
+            write_checkpoint(where, write)
             for name in prune_checkpoints(run_dir, cfg.checkpoint.keep):
                 say(f"checkpoint.keep={cfg.checkpoint.keep}: removed {name}", show)
         return str(where)
@@ -511,6 +510,13 @@ def _save_eval(path: Path, result: dict[str, Any]) -> None:
                                 "records": result["_records"]}, indent=1))
 
 
+def paired_text(p: dict[str, Any]) -> str:
+    """A paired comparison (``rlce.evaluate.paired_difference``) as one line."""
+    return (f"{p['diff']:+.3f} +- {p['se']:.3f} (z {p['z']:.1f}, one-sided p "
+            f"{p['p_one_sided']:.3f}); {p['better']} problems better, {p['worse']} worse, "
+            f"{p['same']} unchanged")
+
+
 def summarize(cfg: TrainConfig, history: list[dict[str, Any]],
               evals: dict[str, dict[str, Any]], ckpt: str | None, run_dir: Path,
               mode: str) -> str:
@@ -522,10 +528,7 @@ def summarize(cfg: TrainConfig, history: list[dict[str, Any]],
                      f"{evals['after'][key]:.3f} after "
                      f"({evals['after']['eval/problems']} problems x {cfg.eval.n} samples)")
     if "paired" in evals:
-        p = evals["paired"]
-        lines.append(f"paired by problem: {p['diff']:+.3f} +- {p['se']:.3f} (z {p['z']:.1f}, "
-                     f"one-sided p {p['p_one_sided']:.3f}); {p['better']} problems better, "
-                     f"{p['worse']} worse, {p['same']} unchanged")
+        lines.append(f"paired by problem: {paired_text(evals['paired'])}")
     if history:
         first, last = history[0], history[-1]
         lines.append(f"training pass rate {first['reward/pass_rate']:.3f} (step "
@@ -565,10 +568,8 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
         if k != "paired_against":
             print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
     if result.get("paired_against"):
-        p = result["paired_against"]
-        print(f"paired by problem against {cfg.eval.against}: {p['diff']:+.3f} +- {p['se']:.3f} "
-              f"(z {p['z']:.1f}, one-sided p {p['p_one_sided']:.3f}; {p['problems']} problems: "
-              f"{p['better']} better, {p['worse']} worse, {p['same']} unchanged)")
+        print(f"paired by problem against {cfg.eval.against}: "
+              f"{paired_text(result['paired_against'])}")
     print(f"written to {out}")
     return result
 

@@ -31,7 +31,7 @@ def writer(step: int, kind: str, payload: bytes = b"weights"):
 
 
 def test_a_checkpoint_appears_whole_and_a_failed_write_leaves_the_old_ones(tmp_path):
-    first = write_checkpoint(tmp_path / step_name(1), writer(1, "every"), None)
+    first = write_checkpoint(tmp_path / step_name(1), writer(1, "every"))
     assert (first / "model.safetensors").read_bytes() == b"weights"
 
     def half(where: Path) -> None:  # the learner wrote its weights, then the disk filled
@@ -40,7 +40,7 @@ def test_a_checkpoint_appears_whole_and_a_failed_write_leaves_the_old_ones(tmp_p
         raise OSError(28, "No space left on device")
 
     with pytest.raises(CheckpointError) as e:
-        write_checkpoint(tmp_path / step_name(2), half, first)
+        write_checkpoint(tmp_path / step_name(2), half)
     assert f"checkpoint {tmp_path / step_name(2)} not written" in str(e.value)
     assert "No space left on device" in str(e.value)
     assert f"the newest whole checkpoint is {first}" in str(e.value)
@@ -50,8 +50,8 @@ def test_a_checkpoint_appears_whole_and_a_failed_write_leaves_the_old_ones(tmp_p
 
 def test_writing_a_step_again_replaces_it_whole(tmp_path):
     where = tmp_path / "checkpoint"
-    write_checkpoint(where, writer(3, "final", b"old"), None)
-    write_checkpoint(where, writer(3, "final", b"new"), where)
+    write_checkpoint(where, writer(3, "final", b"old"))
+    write_checkpoint(where, writer(3, "final", b"new"))
     assert (where / "model.safetensors").read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
 
@@ -64,9 +64,9 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path
     if mount.returncode:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mount.stderr.strip()}")
     try:
-        first = write_checkpoint(disk / step_name(1), writer(1, "every", b"x" * 1000), None)
+        first = write_checkpoint(disk / step_name(1), writer(1, "every", b"x" * 1000))
         with pytest.raises(CheckpointError) as e:
-            write_checkpoint(disk / step_name(2), writer(2, "every", b"x" * 300_000), first)
+            write_checkpoint(disk / step_name(2), writer(2, "every", b"x" * 300_000))
         assert "OSError" in str(e.value) and "No space left on device" in str(e.value)
         assert [p.name for p in disk.iterdir()] == [step_name(1)]
         assert checkpoints(disk)[0][:2] == (1, first)
@@ -77,14 +77,14 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path
 def test_newest_is_the_highest_whole_step_and_ignores_the_rest(tmp_path):
     assert newest(tmp_path) is None
     for step in (2, 10):
-        write_checkpoint(tmp_path / step_name(step), writer(step, "every"), None)
+        write_checkpoint(tmp_path / step_name(step), writer(step, "every"))
     (tmp_path / step_name(30)).mkdir()  # no controller state: not a checkpoint
     (tmp_path / step_name(40)).mkdir()
     (tmp_path / step_name(40) / CONTROLLER_STATE).write_text("{trunc")
     (tmp_path / ".incomplete-checkpoint-step50").mkdir()
     (tmp_path / "checkpointer").mkdir()
     assert newest(tmp_path) == tmp_path / step_name(10)
-    write_checkpoint(tmp_path / "checkpoint", writer(10, "final"), None)
+    write_checkpoint(tmp_path / "checkpoint", writer(10, "final"))
     assert newest(tmp_path) == tmp_path / "checkpoint"  # at one step the final one wins
     assert remove_incomplete(tmp_path) == [".incomplete-checkpoint-step50"]
     assert not (tmp_path / ".incomplete-checkpoint-step50").exists()
@@ -93,8 +93,8 @@ def test_newest_is_the_highest_whole_step_and_ignores_the_rest(tmp_path):
 def test_keep_prunes_only_periodic_and_stop_checkpoints(tmp_path):
     kinds = {1: "every", 2: "round", 3: "every", 4: "stop", 5: "every"}
     for step, kind in kinds.items():
-        write_checkpoint(tmp_path / step_name(step), writer(step, kind), None)
-    write_checkpoint(tmp_path / "checkpoint", writer(5, "final"), None)
+        write_checkpoint(tmp_path / step_name(step), writer(step, kind))
+    write_checkpoint(tmp_path / "checkpoint", writer(5, "final"))
     assert prune(tmp_path, 0) == []
     assert prune(tmp_path, 2) == [step_name(1), step_name(3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -111,7 +111,7 @@ def test_an_interrupted_write_leaves_only_a_hidden_folder(tmp_path):
             "def write(where):\n"
             "    where.mkdir(); (where / 'model.safetensors').write_bytes(b'half')\n"
             "    os.kill(os.getpid(), 9)\n"
-            f"write_checkpoint(Path({str(tmp_path / step_name(7))!r}), write, None)\n")
+            f"write_checkpoint(Path({str(tmp_path / step_name(7))!r}), write)\n")
     proc = subprocess.run([os.sys.executable, "-c", code], check=False)
     assert proc.returncode == -9
     assert [p.name for p in tmp_path.iterdir()] == [".incomplete-" + step_name(7)]
