@@ -23,6 +23,8 @@ USAGE = """usage:
                                         confirms them (synth.mode=propose or augment)
   rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
   rlce bench publish [--engines 1 2 4]  weight publish time to rollout engines vs a copy floor
+  rlce bench soak [--jobs N] [--steps N]
+                                        memory, open files and /dev/shm over a long run
   rlce submit [--address URL] [key=value ...]
                                         run `rlce train` on a Ray cluster (Ray Jobs API)
   rlce train --help                     the config groups, every option and its default
@@ -170,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         from rlce.bench import publish
 
         return publish(argv[2:])
+    if argv[:2] == ["bench", "soak"]:
+        from rlce.soak import main as soak
+
+        return soak(argv[2:])
     if argv[:2] == ["bench", "pipeline"]:
         from rlce.bench import PIPELINE_DEFAULTS
 

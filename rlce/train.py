@@ -194,10 +194,10 @@ def header(cfg: TrainConfig, problems: Any, run_dir: Path) -> str:
         source += f" ({chosen})" if chosen else ""
     return "\n".join([
         f"model {cfg.start_model}; data {source}: {count}",
-        f"{a.steps} steps of >= {a.groups_per_step} groups x {a.n} samples ({method(a)}, "
-        f"lr {cfg.learner.lr}, reward {cfg.reward.name}); {cfg.rollout.engines} "
-        f"{cfg.rollout.backend} engine(s), learner "
-        f"{'in the driver' if cfg.learner.actors == 0 else f'{cfg.learner.actors} actors'}",
+        (f"{a.steps} steps of >= {a.groups_per_step} groups x {a.n} samples ({method(a)}, "
+         f"lr {cfg.learner.lr}, reward {cfg.reward.name}); {cfg.rollout.engines} "
+         f"{cfg.rollout.backend} engine(s), learner "
+         f"{'in the driver' if cfg.learner.actors == 0 else f'{cfg.learner.actors} actors'}"),
         f"run folder {run_dir}"])
 
 
@@ -237,11 +237,13 @@ def resume_command(overrides: list[str] | None, run_dir: Path) -> str:
 
 
 def train(cfg: TrainConfig, run_dir: Path | None = None,
-          overrides: list[str] | None = None) -> dict[str, Any]:
+          overrides: list[str] | None = None,
+          on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``cfg`` in ``run_dir`` (a new folder under ``logging.dir`` if not given) and return
     where the run's files are, the per-step metrics and the evaluations before and after.
     User mistakes (data, model) raise ConfigError before anything starts. ``overrides``
-    (the command line's) make the resume command printed when a signal stops the run."""
+    (the command line's) make the resume command printed when a signal stops the run;
+    ``on_step`` gets each step's logged metrics (``rlce bench soak`` samples memory there)."""
     import wandb
     from tqdm import tqdm
 
@@ -396,6 +398,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
                                             data=table_rows)
             table_rows.clear()
         run.log(logged, step=step)
+        if on_step:
+            on_step(logged)
         bar.update(1)
         bar.set_postfix(reward=f"{m['reward/mean']:.3f}", pass_rate=f"{m['reward/pass_rate']:.2f}",
                         tok_s=f"{m['throughput/tokens_per_s']:.0f}")
