@@ -12,10 +12,10 @@ import ray
 from rlce.core.cluster import ensure_ray
 from rlce.core.config import RolloutConfig
 from rlce.core.models import resolve_model
-from rlce.core.types import Prompt, SamplingSettings
+from rlce.core.types import Prompt, SamplingSettings, prompt_token_ids
 
 from .backends import VLLMBackend
-from .rollout import RolloutPool, prompt_token_ids, spawn_rollout_actors
+from .rollout import RolloutPool, spawn_rollout_actors
 
 TASKS = [
     "Write a Python function that returns the n-th Fibonacci number.",

@@ -24,19 +24,10 @@ import ray
 
 from rlce.core.config import RolloutConfig
 from rlce.core.models import resolve_model
-from rlce.core.types import Prompt, Sample, SamplingSettings
+from rlce.core.types import Prompt, Sample, SamplingSettings, prompt_token_ids
 from rlce.core.weights import WeightSpec
 
 from .backends import Backend, TransformersBackend, VLLMBackend
-
-
-def prompt_token_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
-    """A prompt's token ids: given as they are, or its chat turns rendered with the model's
-    chat template and a generation prompt."""
-    if prompt.token_ids is not None:
-        return list(prompt.token_ids)
-    return list(tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True,
-                                              tokenize=True, return_dict=False))
 
 
 class PromptError(ValueError):

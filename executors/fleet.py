@@ -227,10 +227,20 @@ class ExecutorFleet:
             m["outstanding_peak"] = float(self._outstanding_peak)
         return m
 
-    def actor_infos(self) -> list[dict]:
+    def actor_infos(self, wait_s: float = 60.0) -> list[dict]:
+        """What each executor actor says of itself (node, pid, workers, jobs run), with the
+        jobs in flight to it. Actors still starting are waited for up to ``wait_s``; one
+        that has not started by then (no node offers it room) is left out."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.error is None:
+            with self._lock:
+                if all(m.up for m in self._members):
+                    break
+            time.sleep(0.05)
         with self._lock:
-            members = list(self._members)
-        return ray.get([x.actor.info.remote() for x in members])
+            members = [m for m in self._members if m.up]
+        infos = ray.get([m.actor.info.remote() for m in members])
+        return [dict(i, in_flight=m.in_flight) for i, m in zip(infos, members)]
 
     def actors(self) -> list[Any]:
         with self._lock:
@@ -321,9 +331,11 @@ class ExecutorFleet:
             self.counters["submitted"] += 1
 
     def _dispatch(self) -> None:
-        for m in self._members:
-            if not m.up:
-                continue
+        # the least loaded actor first, and the queue shared out among the actors, so that
+        # jobs arriving a few at a time (a stream of samples) spread over the fleet
+        up = sorted((m for m in self._members if m.up),
+                    key=lambda m: m.in_flight / self._capacity(m))
+        for i, m in enumerate(up):
             cap = self._capacity(m)
             free = cap - m.in_flight
             # send in chunks of at least a quarter of the capacity (each chunk is one Ray
@@ -331,7 +343,8 @@ class ExecutorFleet:
             if free <= 0 or not self._pending or (
                     free < cap // 4 and m.in_flight > 0 and len(self._pending) >= cap // 4):
                 continue
-            chunk = [self._pending.popleft() for _ in range(min(free, len(self._pending), 64))]
+            share = -(-len(self._pending) // (len(up) - i))  # this actor's part, rounded up
+            chunk = [self._pending.popleft() for _ in range(min(free, share, 64))]
             gen = m.actor.run.options(num_returns="streaming").remote([e.job for e in chunk])
             self._streams[gen] = (m, {job_id_of(e.job): e for e in chunk})
             m.in_flight += len(chunk)

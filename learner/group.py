@@ -17,6 +17,29 @@ from rlce.core.types import TrainGroup
 from .learner import STEP_METRICS, LearnerActor, advantages_for, validate
 
 
+class LearnerLost(RuntimeError):
+    """A learner actor died (its process was killed, its node was lost): the model's state in
+    the group is gone, and the run can only go on from a checkpoint."""
+
+
+def gather(refs: list, what: str) -> list:
+    """``ray.get(refs)``; a learner actor that died raises LearnerLost. A learner task that
+    failed (its own error, or an engine's death during a publish) raises that task's error:
+    the learner is alive then. Each result is taken as it comes, so that one rank's death is
+    seen at once and not behind a rank waiting for it in a collective."""
+    try:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ray.get(ready)
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError:
+        raise
+    except ray.exceptions.RayActorError as e:
+        raise LearnerLost(f"a learner actor was lost during {what} "
+                          f"({type(e).__name__})") from e
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,7 +103,7 @@ class LearnerGroup:
         self.actors = [LearnerActor.options(**cfg.actor_options()).remote(
             cfg, algo, model, seed, resume_from, rank, world_size, master)
             for rank in range(world_size)]
-        ray.get([a.get_step.remote() for a in self.actors])
+        gather([a.get_step.remote() for a in self.actors], "start-up")
 
     def step(self, groups: list[TrainGroup]) -> dict[str, float]:
         """One step of the group on a batch: each rank takes every ``world_size``-th group,
@@ -92,29 +115,30 @@ class LearnerGroup:
             groups = [dataclasses.replace(g, advantages=tuple(a))
                       for g, a in zip(groups, advantages_for(groups, self.estimator))]
         parts = [groups[r::self.world_size] for r in range(self.world_size)]
-        return merge_rank_metrics(ray.get([a.step.remote(p)
-                                           for a, p in zip(self.actors, parts)]))
+        return merge_rank_metrics(gather([a.step.remote(p)
+                                          for a, p in zip(self.actors, parts)], "a step"))
 
     def set_loss(self, loss: str) -> None:
-        ray.get([a.set_loss.remote(loss) for a in self.actors])
+        gather([a.set_loss.remote(loss) for a in self.actors], "set_loss")
         self.sft = loss == "sft"
 
     def publish(self, engines: list, version: int | None = None) -> dict[str, Any]:
-        reports = ray.get([a.publish.remote(engines, version) for a in self.actors])
+        reports = gather([a.publish.remote(engines, version) for a in self.actors], "a publish")
         return reports[0]
 
     def save_checkpoint(self, path: str, extra: dict[str, Any] | None = None) -> str:
-        return ray.get([a.save_checkpoint.remote(str(path), extra) for a in self.actors])[0]
+        return gather([a.save_checkpoint.remote(str(path), extra) for a in self.actors],
+                      "a checkpoint")[0]
 
     @property
     def version(self) -> int:
-        return ray.get(self.actors[0].get_version.remote())
+        return gather([self.actors[0].get_version.remote()], "a version query")[0]
 
     def node_ids(self) -> list[str | None]:
-        return ray.get([a.node_id.remote() for a in self.actors])
+        return gather([a.node_id.remote() for a in self.actors], "a placement query")
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        return ray.get([a.full_state_dict.remote() for a in self.actors])[0]
+        return gather([a.full_state_dict.remote() for a in self.actors], "a state query")[0]
 
     def shutdown(self) -> None:
         for a in self.actors:

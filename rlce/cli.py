@@ -87,6 +87,7 @@ class _Task:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf.errors import OmegaConfBaseException
 
+        from learner.group import LearnerLost
         from rlce.checkpoints import CheckpointError
         from rlce.config import ConfigError
 
@@ -117,7 +118,9 @@ class _Task:
         except ConfigError as e:
             discard_if_empty(run_dir)
             fail(self.command, e)
-        except CheckpointError as e:  # a full disk, say: one line, the old checkpoints kept
+        except (CheckpointError, LearnerLost) as e:
+            # a full disk, say, or a learner lost more often than learner.max_restarts allows:
+            # one line (the resume command was printed), the checkpoints kept
             print(f"rlce {self.command}: {e}", file=sys.stderr)
             sys.exit(1)
 
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["bench", "soak"]:
         from rlce.soak import main as soak
 
-        return soak(argv[2:])
+        return soak(argv[2:], load_config)
     if argv[:2] == ["bench", "pipeline"]:
         from rlce.bench import PIPELINE_DEFAULTS
 

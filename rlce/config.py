@@ -45,11 +45,15 @@ class DataConfig:
     min_tries: int = 8  # failures: samples judged before a problem's rate counts
     retire_after: int = 16  # failures: samples judged, none passed, before it is retired
     revisit_every: int = 64  # failures: every N draws one retired problem comes back
+    # a run continued from a checkpoint (resume, or a restart after a lost learner) whose
+    # problem set has changed since: fail (naming the file) or continue over the new set
+    on_change: str = "fail"
 
     def __post_init__(self) -> None:
         one_of("data.source", self.source, SOURCES)
         one_of("data.on_error", self.on_error, ("skip", "raise"))
         one_of("data.curriculum", self.curriculum, ("uniform", "failures"))
+        one_of("data.on_change", self.on_change, ("fail", "continue"))
         if self.curriculum == "failures" and self.source == "generator":
             raise ValueError("data.curriculum=failures needs a finite problem set, not "
                              "data.source=generator (whose problems are never drawn twice)")

@@ -252,9 +252,11 @@ class Controller:
             out += [p for p in batch if p.id not in bad]
         return out
 
-    def _replace_dead_engines(self) -> None:
+    def _replace_dead_engines(self) -> int:
+        """Replace every engine that does not answer; returns how many were replaced."""
         import ray
 
+        replaced = 0
         with self._lock:
             alive = []
             for e in self.engines:
@@ -270,8 +272,20 @@ class Controller:
                     if self.learner.version > 0:  # bring it to the learner's current weights
                         self.learner.publish([new], version=self.learner.version)
                     alive.append(new)
+                    replaced += 1
             self.engines[:] = alive
             self.pool.actors = self.engines
+        return replaced
+
+    def _publish(self) -> dict[str, Any]:
+        """Publish the learner's weights to every engine; an engine that died meanwhile is
+        replaced (given the current weights) and the publish done again."""
+        while True:
+            try:
+                return self.learner.publish(self.engines)
+            except ENGINE_ERRORS:
+                if not self._replace_dead_engines():
+                    raise  # every engine answers: the error was not an engine's death
 
     def generate(self, problems: list[Problem], settings: SamplingSettings | None = None
                  ) -> Batch:
@@ -450,7 +464,7 @@ class Controller:
                 m["time/train_s"] = time.perf_counter() - t
                 m.update({f"learner/{k}": v for k, v in lm.items()})
                 t = time.perf_counter()
-                pub = self.learner.publish(self.engines)
+                pub = self._publish()
                 m["time/publish_s"] = time.perf_counter() - t
             m["rollout/policy_version"] = pub.get("version", version)
         counts = pass_counts(records)

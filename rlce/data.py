@@ -43,6 +43,20 @@ class Problem:
         return {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
 
 
+def fingerprint(problems: list[Problem]) -> str:
+    """A digest of a problem set as the run sees it: every problem's id, language, prompt and
+    tests, in order (the draws depend on the order too)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for p in problems:
+        h.update(json.dumps([p.id, p.language, p.prompt, p.tests], sort_keys=True,
+                            default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
 def parse_problem(row: Any, where: str = "") -> Problem:
     """Validate one row (a dict) into a Problem, or raise ProblemError naming the problem."""
     at = f"{where}: " if where else ""

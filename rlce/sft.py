@@ -127,7 +127,7 @@ def read_pairs(path: str | Path, on_error: str = "skip") -> tuple[list[Pair], li
 def to_sample(pair: Pair, tokenizer: Any, max_len: int) -> ScoredSample:
     """The pair as the learner's sample: the prompt as training renders it, the completion's
     tokens (no special tokens added); ValueError if it does not fit ``max_len`` tokens."""
-    from actors.rollout import prompt_token_ids
+    from rlce.core.types import prompt_token_ids
 
     prompt = Prompt(pair.problem, messages=messages_for(pair.prompt))
     prompt_ids = prompt_token_ids(tokenizer, prompt)

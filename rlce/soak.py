@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +172,12 @@ def soak_fleet(jobs: int, every: int, workers: int | None) -> dict[str, Any]:
             "samples": samples, "slopes_per_10k_jobs": slopes(samples, "jobs", 10_000)}
 
 
-def soak_loop(steps: int, every: int, overrides: list[str], run_dir: Path) -> dict[str, Any]:
+def soak_loop(cfg: Any, every: int, run_dir: Path) -> dict[str, Any]:
     import ray
 
-    from rlce.cli import load_config
     from rlce.train import train
 
-    cfg = load_config([f"algo.steps={steps}", *SOAK_LOOP, *overrides])
+    steps = cfg.algo.steps
     samples: list[dict[str, float]] = []
     t0 = time.perf_counter()
 
@@ -200,7 +200,8 @@ def soak_loop(steps: int, every: int, overrides: list[str], run_dir: Path) -> di
             "samples": samples, "slopes_per_100_steps": slopes(samples, "steps", 100)}
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], load_config: Callable[[list[str]], Any]) -> int:
+    """``load_config``: ``rlce.cli``'s, which composes the loop's config from overrides."""
     ap = argparse.ArgumentParser(prog="rlce bench soak", description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=100_000, help="programs through the fleet (0: skip)")
     ap.add_argument("--steps", type=int, default=300, help="training steps (0: skip)")
@@ -222,8 +223,8 @@ def main(argv: list[str]) -> int:
         print(table(f["samples"], "jobs", 10_000, "per 10k jobs"))
     if a.steps:
         print(f"loop: {a.steps} steps", flush=True)
-        report["loop"] = s = soak_loop(a.steps, a.sample_every_steps, a.overrides,
-                                       out_dir / "run")
+        cfg = load_config([f"algo.steps={a.steps}", *SOAK_LOOP, *a.overrides])
+        report["loop"] = s = soak_loop(cfg, a.sample_every_steps, out_dir / "run")
         print(f"loop: {s['steps']} steps in {s['wall_s']:.0f} s; trajectory store "
               f"{s['trajectory_store_mb']:.1f} MB (grows by design)")
         print(table(s["samples"], "steps", 100, "per 100 steps"))

@@ -16,10 +16,11 @@ from omegaconf import OmegaConf
 from ray.actor import ActorHandle
 
 from rlce.config import CONTROLLER_STATE, ConfigError, TrainConfig, to_dict
-from rlce.data import Problem
+from rlce.data import Problem, fingerprint
 
 PASS_RATES = "problem_pass_rates.json"
 WANDB_ID = "wandb_id"
+WANDB_STEP = "wandb_step"  # the last training step logged to W&B
 
 
 def trajectory_store(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -67,6 +68,25 @@ def check_model(cfg: TrainConfig) -> str:
     except ModelNotFound as e:
         option = "checkpoint.resume" if cfg.checkpoint.resume else "model.name"
         raise ConfigError(f"{option}: {e}") from None
+
+
+def check_unchanged(cfg: TrainConfig, state: dict[str, Any], digest: str | None,
+                    count: int) -> None:
+    """A run continued from a checkpoint draws from the same problem set as before, or says
+    that it does not: ``data.on_change=fail`` (the default) stops with a ConfigError naming
+    the set, ``continue`` goes on over the new one."""
+    was = state.get("problems_sha256")
+    if not was or digest is None or was == digest:
+        return
+    d = cfg.data
+    what = f"data.path={d.path}" if d.path else f"data.source={d.source}"
+    line = (f"{what}: the problem set changed since {cfg.checkpoint.resume} was written "
+            f"({state.get('problems')} problems, sha256 {was[:12]} then; {count}, "
+            f"{digest[:12]} now)")
+    if d.on_change == "fail":
+        raise ConfigError(f"{line}; restore it, or continue over the new set with "
+                          "data.on_change=continue")
+    say(f"{line}: data.on_change=continue, drawing on from the new set")
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -140,7 +160,8 @@ class Parts:
                                      and not k.startswith(("node:", "accelerator_type")))
                  for n in ray.nodes() if n["Alive"]}
         engines = [i["node_id"] for i in ray.get([e.info.remote() for e in self.engines])]
-        executors = [i.get("node_id") for i in self.fleet.actor_infos()]
+        # (an executor actor that finds no node within 30 s is left out)
+        executors = [i.get("node_id") for i in self.fleet.actor_infos(wait_s=30)]
         learners = self.learner.node_ids() if self.learner else []
         return {"driver": ray.get_runtime_context().get_node_id(), "rollout": engines,
                 "learner": learners, "executor": executors, "nodes": nodes}
@@ -243,7 +264,50 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     where the run's files are, the per-step metrics and the evaluations before and after.
     User mistakes (data, model) raise ConfigError before anything starts. ``overrides``
     (the command line's) make the resume command printed when a signal stops the run;
-    ``on_step`` gets each step's logged metrics (``rlce bench soak`` samples memory there)."""
+    ``on_step`` gets each step's logged metrics (``rlce bench soak`` samples memory there).
+
+    A learner actor lost during the run (``learner.actors >= 1``) restarts the run in its own
+    folder from its newest checkpoint, up to ``learner.max_restarts`` times; then LearnerLost
+    is raised, with the checkpoint intact and the resume command printed."""
+    from learner.group import LearnerLost
+    from rlce.checkpoints import CheckpointError, newest
+
+    run_dir = (run_dir or new_run_dir(cfg)).resolve()
+    first = cfg.checkpoint.resume
+    for restart in range(cfg.learner.max_restarts + 1):
+        try:
+            result = _attempt(cfg, run_dir, overrides, on_step, restart)
+            if restart:
+                say(f"the run was restarted {restart} time(s) after a lost learner; each step "
+                    "is in W&B and the trajectory store once", True)
+            return dict(result, restarts=restart)
+        except ConfigError as e:
+            if restart:  # the restart itself cannot start (its data file is gone, say)
+                say(f"restart {restart} cannot start: {e}. Checkpoint: "
+                    f"{newest(run_dir) or 'none'}\nresume with: "
+                    f"{resume_command(overrides, run_dir)}", True)
+            raise
+        except (LearnerLost, CheckpointError) as e:
+            lost = e if isinstance(e, LearnerLost) else e.__cause__
+            if not isinstance(lost, LearnerLost):
+                raise
+            found = newest(run_dir)
+            if restart == cfg.learner.max_restarts:
+                say(f"{lost}; learner.max_restarts={cfg.learner.max_restarts} restarts are used "
+                    f"up. Checkpoint: {found or 'none'}\nresume with: "
+                    f"{resume_command(overrides, run_dir)}", True)
+                raise lost from None
+            say(f"{lost}: restart {restart + 1} of {cfg.learner.max_restarts}, from "
+                f"{found or first or 'the start'}", True)
+            # from this run's newest checkpoint, or as the run began if it wrote none yet
+            cfg = dataclasses.replace(cfg, checkpoint=dataclasses.replace(
+                cfg.checkpoint, resume="auto" if found else first))
+    raise AssertionError("unreachable")
+
+
+def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
+             on_step: Callable[[dict[str, Any]], None] | None, restart: int) -> dict[str, Any]:
+    """One attempt at the run (``restart`` > 0: after a lost learner, in the same folder)."""
     import wandb
     from tqdm import tqdm
 
@@ -256,11 +320,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     from rlce.stopping import GracefulStop, StopRequested
 
     show = cfg.logging.progress
-    run_dir = (run_dir or new_run_dir(cfg)).resolve()
     cfg = resume_auto(cfg, run_dir)
-    resumed_here = bool(cfg.checkpoint.resume
-                        and Path(cfg.checkpoint.resume).resolve().parent == run_dir)
-    if resumed_here and Path(cfg.checkpoint.resume).name == FINAL:
+    # continued in its own folder (resume=auto, or a restart): the same W&B run and baseline
+    resumed_here = restart > 0 or bool(cfg.checkpoint.resume and
+                                       Path(cfg.checkpoint.resume).resolve().parent == run_dir)
+    if resumed_here and cfg.checkpoint.resume and Path(cfg.checkpoint.resume).name == FINAL:
         say(f"this run finished: {cfg.checkpoint.resume} is its final checkpoint", show)
         return {"run_dir": str(run_dir), "checkpoint": cfg.checkpoint.resume, "history": [],
                 "evals": {}}
@@ -273,9 +337,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     model_path = check_model(cfg)
     pairs = sft_pairs(cfg, model_path)
     start_step, drawn, state = 0, 0, {}
+    digest = fingerprint(problems) if isinstance(problems, list) else None
     if cfg.checkpoint.resume:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
         start_step, drawn = state["step"], state["problems_drawn"]
+        check_unchanged(cfg, state, digest, len(problems) if digest else 0)
     d = cfg.data
     if d.curriculum == "failures" or phases:
         stream = CurriculumStream(problems, seed=d.seed, mastered_rate=d.mastered_rate,
@@ -326,6 +392,8 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
         def write(where: Path) -> None:
             learner.save_checkpoint(where, {"config": resolved})
             ctrl_state = {"step": step, "kind": kind, "problems_drawn": stream.position,
+                          "problems_sha256": digest,
+                          "problems": len(problems) if digest else None,
                           "version": learner.version, "run_dir": str(run_dir),
                           "pass_counts": pass_counts}
             if isinstance(stream, CurriculumStream):
@@ -362,6 +430,11 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     pass_counts: dict[str, list[int]] = {pid: list(c) for pid, c in
                                          state.get("pass_counts", {}).items()}
     last_step = start_step  # the last step whose metrics were logged
+    # the last step this run logged to W&B before it was continued: steps done again after a
+    # crash are not logged twice (W&B's history has each step once)
+    step_file = run_dir / WANDB_STEP
+    logged_before = (int(step_file.read_text() or 0)
+                     if resumed_here and step_file.is_file() else 0)
 
     def count_passes(counts: dict[str, list[int]]) -> None:
         """Per-problem training pass rates, kept up to date in the run folder
@@ -397,7 +470,12 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
                                                      "reward", "policy_version", "completion"],
                                             data=table_rows)
             table_rows.clear()
-        run.log(logged, step=step)
+        if step > logged_before:
+            run.log(logged, step=step)
+            (run_dir / WANDB_STEP).write_text(str(step))
+        elif step == logged_before:  # (said once, at the last of them)
+            say(f"steps {start_step + 1}-{step} were logged to W&B before this run was "
+                "continued: W&B keeps their first record (each step once)", show)
         if on_step:
             on_step(logged)
         bar.update(1)

@@ -149,3 +149,36 @@ def stop_nodes(procs: list[subprocess.Popen], port: int) -> None:
             os.killpg(p.pid, signal.SIGKILL)
     for node in range(len(procs)):  # logs, sockets, the head's ray_current_cluster
         shutil.rmtree(temp_dir(port, node), ignore_errors=True)  # may be partly written
+
+
+def kill_node(pid: int) -> None:
+    """Lose a node as a machine would be lost: SIGKILL its `ray start` process (``pid``) and
+    everything below it (raylet, agents, the workers hosting its actors, their children) at
+    once. (`stop_nodes` still reaps it.)"""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def actor_pids(proc: subprocess.Popen, cls: str) -> list[int]:
+    """The worker processes below node ``proc`` that host an actor of class ``cls`` (a Ray
+    worker's title is ``ray::<Class>``)."""
+    import psutil
+
+    out = []
+    for p in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if p.cmdline()[:1] and p.cmdline()[0].split(".")[0].split()[0] == f"ray::{cls}":
+                out.append(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return out

@@ -196,8 +196,12 @@ class LearnerConfig:
     num_cpus: float = 1.0  # Ray resources of each learner actor
     num_gpus: float = 0.0
     resource: Optional[str] = None  # a custom Ray resource each learner actor asks one unit of
+    # learner actors lost during a run (a killed process, a lost node): the run restarts
+    # itself from its newest checkpoint this many times, then fails with the resume command
+    max_restarts: int = 2
 
     def __post_init__(self) -> None:
+        at_least("learner.max_restarts", self.max_restarts, 0)
         one_of("learner.schedule", self.schedule, ("constant", "cosine"))
         one_of("learner.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         at_least("learner.lr", self.lr, 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -24,6 +24,15 @@ class Prompt:
         if (self.messages is None) == (self.token_ids is None):
             raise ValueError(f"Prompt {self.problem_id!r}: give exactly one of messages or "
                              "token_ids")
+
+
+def prompt_token_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """A prompt's token ids: given as they are, or its chat turns rendered with the model's
+    chat template and a generation prompt."""
+    if prompt.token_ids is not None:
+        return list(prompt.token_ids)
+    return list(tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True,
+                                              tokenize=True, return_dict=False))
 
 
 @dataclass(frozen=True)
