@@ -403,7 +403,9 @@ def test_a_signal_stops_at_a_checkpoint_and_resume_auto_continues_the_same_run(t
     runs = sorted((run_dir / "wandb").glob("offline-run-*"), key=lambda p: p.name)
     assert len(runs) == 3 and len({p.name.rsplit("-", 1)[1] for p in runs}) == 1  # one id
     assert logged_steps(runs[0]) == list(range(1, stopped + 1))
-    assert logged_steps(runs[2]) == list(range(at + 1, 5))
+    # each step once, in order: a step run 3 did again (run 2 logged it before its exit)
+    # is not logged twice
+    assert [s for r in runs for s in logged_steps(r)] == [1, 2, 3, 4]
     # every step's training samples are in the store once: what run 2 recorded after the
     # checkpoint run 3 started from was dropped and done again
     shards: dict[int, list[str]] = {}
@@ -412,6 +414,77 @@ def test_a_signal_stops_at_a_checkpoint_and_resume_auto_continues_the_same_run(t
         for step in {r["step"] for r in rows if r["source"] == "train"}:
             shards.setdefault(step, []).append(f.name)
     assert sorted(shards) == [1, 2, 3, 4] and all(len(v) == 1 for v in shards.values()), shards
+
+
+def learner_pids(proc: subprocess.Popen) -> list[int]:
+    """The run's learner actors: workers of the Ray instance its driver started, titled
+    ``ray::Learner``."""
+    import psutil
+
+    return [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
+            if p.cmdline()[:1] and p.cmdline()[0].split()[0].startswith("ray::Learner")]
+
+
+def test_a_lost_learner_with_no_restart_left_fails_with_its_checkpoint_and_resume_command(
+        tmp_path):
+    run_dir = tmp_path / "run"
+    log = tmp_path / "run.log"
+    proc = start([RLCE, "train", *SMALL, "rollout=transformers", "algo.steps=4",
+                  # (an engine, a learner actor and an executor actor on 2 CPUs)
+                  "learner.actors=1", "learner.num_cpus=0", "learner.max_restarts=0",
+                  "checkpoint.every=1",
+                  "eval.before=false", "eval.after=false", f"hydra.run.dir={run_dir}"],
+                 tmp_path, log)
+    try:
+        wait_for(proc, (run_dir / "checkpoint-step1").is_dir, "step 1", log)
+        (pid,) = learner_pids(proc)
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(timeout=900) == 1, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert "rlce train: a learner actor was lost during" in out, out[-3000:]
+    assert "learner.max_restarts=0 restarts are used up" in out
+    assert re.search(r"resume with: rlce train .*checkpoint.resume=auto", out)
+    kept = sorted(run_dir.glob("checkpoint-step*"))
+    assert kept and not (run_dir / "checkpoint").exists()  # no final checkpoint
+    for folder in kept:  # each whole, nothing half-written left
+        assert (folder / "controller.json").is_file() and (folder / "model.safetensors").is_file()
+    assert not list(run_dir.glob(".incomplete-*"))
+
+
+def test_a_changed_or_missing_problem_set_stops_a_continued_run_and_keeps_its_checkpoint(
+        tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    rows = [{"id": f"p{i}", "language": "python", "prompt": f"Print {i}.",
+             "tests": {"format": "io", "cases": [{"input": "", "output": str(i)}]}}
+            for i in range(4)]
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir = tmp_path / "run"
+    data = ["data=jsonl", f"data.path={problems}"]
+    log = tmp_path / "run.log"
+    proc = start([RLCE, "train", *SMALL, "rollout=transformers", *data, "algo.steps=2",
+                  "checkpoint.every=1", "eval.before=false", "eval.after=false",
+                  f"hydra.run.dir={run_dir}"], tmp_path, log)
+    ckpt = run_dir / "checkpoint-step1"
+    wait_for(proc, ckpt.is_dir, "step 1", log)
+    rows[2]["prompt"] = "Print two."  # edited during the run: the run keeps the set it loaded
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+    whole = sorted((f.name, f.stat().st_size) for f in ckpt.iterdir())
+
+    again = ["train", *SMALL, "rollout=transformers", *data, f"checkpoint.resume={ckpt}",
+             f"logging.dir={tmp_path / 'again'}"]
+    out = rlce(again, tmp_path, timeout=300)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert (f"data.path={problems}: the problem set changed since {ckpt} was written "
+            "(4 problems") in out.stderr and "data.on_change=continue" in out.stderr
+    problems.unlink()
+    out = rlce(again, tmp_path, timeout=300)
+    assert out.returncode == 2 and f"data.path={problems}" in out.stderr, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    assert sorted((f.name, f.stat().st_size) for f in ckpt.iterdir()) == whole
 
 
 def test_an_unwritable_wandb_folder_is_refused_before_anything_starts(tmp_path):
