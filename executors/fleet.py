@@ -232,15 +232,15 @@ class ExecutorFleet:
         jobs in flight to it. Actors still starting are waited for up to ``wait_s``; one
         that has not started by then (no node offers it room) is left out."""
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and self.error is None:
+        while time.monotonic() < deadline and self.error is None and not self._stop.is_set():
             with self._lock:
                 if all(m.up for m in self._members):
                     break
             time.sleep(0.05)
         with self._lock:
-            members = [m for m in self._members if m.up]
-        infos = ray.get([m.actor.info.remote() for m in members])
-        return [dict(i, in_flight=m.in_flight) for i, m in zip(infos, members)]
+            members = [(m, m.in_flight) for m in self._members if m.up]
+        infos = ray.get([m.actor.info.remote() for m, _ in members])
+        return [dict(i, in_flight=n) for i, (_, n) in zip(infos, members)]
 
     def actors(self) -> list[Any]:
         with self._lock:
@@ -331,20 +331,24 @@ class ExecutorFleet:
             self.counters["submitted"] += 1
 
     def _dispatch(self) -> None:
-        # the least loaded actor first, and the queue shared out among the actors, so that
-        # jobs arriving a few at a time (a stream of samples) spread over the fleet
-        up = sorted((m for m in self._members if m.up),
-                    key=lambda m: m.in_flight / self._capacity(m))
-        for i, m in enumerate(up):
+        # the least loaded actors first, the queue shared out among those that take work now,
+        # so that jobs arriving a few at a time (a stream of samples) spread over the fleet
+        ready = []
+        for m in sorted((m for m in self._members if m.up),
+                        key=lambda m: m.in_flight / self._capacity(m)):
             cap = self._capacity(m)
             free = cap - m.in_flight
             # send in chunks of at least a quarter of the capacity (each chunk is one Ray
             # call on both sides), unless the actor runs dry or the queue holds less
-            if free <= 0 or not self._pending or (
-                    free < cap // 4 and m.in_flight > 0 and len(self._pending) >= cap // 4):
-                continue
-            share = -(-len(self._pending) // (len(up) - i))  # this actor's part, rounded up
-            chunk = [self._pending.popleft() for _ in range(min(free, share, 64))]
+            if free > 0 and not (free < cap // 4 and m.in_flight > 0
+                                 and len(self._pending) >= cap // 4):
+                ready.append((m, cap, free))
+        for i, (m, cap, free) in enumerate(ready):
+            if not self._pending:
+                break
+            share = -(-len(self._pending) // (len(ready) - i))  # this actor's part, rounded up
+            size = min(free, max(share, cap // 4 if m.in_flight else 1), len(self._pending), 64)
+            chunk = [self._pending.popleft() for _ in range(size)]
             gen = m.actor.run.options(num_returns="streaming").remote([e.job for e in chunk])
             self._streams[gen] = (m, {job_id_of(e.job): e for e in chunk})
             m.in_flight += len(chunk)

@@ -22,11 +22,13 @@ class LearnerLost(RuntimeError):
     the group is gone, and the run can only go on from a checkpoint."""
 
 
-def gather(refs: list, what: str) -> list:
-    """``ray.get(refs)``; a learner actor that died raises LearnerLost. A learner task that
-    failed (its own error, or an engine's death during a publish) raises that task's error:
-    the learner is alive then. Each result is taken as it comes, so that one rank's death is
-    seen at once and not behind a rank waiting for it in a collective."""
+def gather(refs: list, what: str, actors: list | None = None) -> list:
+    """``ray.get(refs)``; a learner actor that died raises LearnerLost. Each result is taken
+    as it comes, so that one rank's death is seen at once and not behind a rank waiting for it
+    in a collective. A task that failed is the learner's own error, unless one of ``actors``
+    (the group) has died meanwhile: a surviving rank's collective fails when its peer goes,
+    often before Ray reports the death. An actor whose constructor failed is not lost: its
+    error (a bad checkpoint, no memory) is raised as it is."""
     try:
         pending = list(refs)
         while pending:
@@ -34,10 +36,27 @@ def gather(refs: list, what: str) -> list:
             ray.get(ready)
         return ray.get(refs)
     except ray.exceptions.RayTaskError:
+        dead = _dead(actors or [])
+        if dead:
+            raise LearnerLost(f"learner rank(s) {dead} were lost during {what}") from None
         raise
     except ray.exceptions.RayActorError as e:
+        if getattr(e, "actor_init_failed", False):
+            raise
         raise LearnerLost(f"a learner actor was lost during {what} "
                           f"({type(e).__name__})") from e
+
+
+def _dead(actors: list, timeout_s: float = 60.0) -> list[int]:
+    """The ranks among ``actors`` that no longer answer (dead, or not within ``timeout_s``)."""
+    refs = [a.get_version.remote() for a in actors]
+    out = []
+    for rank, ref in enumerate(refs):
+        try:
+            ray.get(ref, timeout=timeout_s)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            out.append(rank)
+    return out
 
 
 def free_port() -> int:
@@ -103,7 +122,14 @@ class LearnerGroup:
         self.actors = [LearnerActor.options(**cfg.actor_options()).remote(
             cfg, algo, model, seed, resume_from, rank, world_size, master)
             for rank in range(world_size)]
-        gather([a.get_step.remote() for a in self.actors], "start-up")
+        try:
+            self._gather([a.get_step.remote() for a in self.actors], "start-up")
+        except BaseException:
+            self.shutdown()  # the ranks that did start hold resources a restart needs
+            raise
+
+    def _gather(self, refs: list, what: str) -> list:
+        return gather(refs, what, self.actors)
 
     def step(self, groups: list[TrainGroup]) -> dict[str, float]:
         """One step of the group on a batch: each rank takes every ``world_size``-th group,
@@ -115,30 +141,31 @@ class LearnerGroup:
             groups = [dataclasses.replace(g, advantages=tuple(a))
                       for g, a in zip(groups, advantages_for(groups, self.estimator))]
         parts = [groups[r::self.world_size] for r in range(self.world_size)]
-        return merge_rank_metrics(gather([a.step.remote(p)
-                                          for a, p in zip(self.actors, parts)], "a step"))
+        return merge_rank_metrics(self._gather([a.step.remote(p)
+                                                for a, p in zip(self.actors, parts)], "a step"))
 
     def set_loss(self, loss: str) -> None:
-        gather([a.set_loss.remote(loss) for a in self.actors], "set_loss")
+        self._gather([a.set_loss.remote(loss) for a in self.actors], "set_loss")
         self.sft = loss == "sft"
 
     def publish(self, engines: list, version: int | None = None) -> dict[str, Any]:
-        reports = gather([a.publish.remote(engines, version) for a in self.actors], "a publish")
+        reports = self._gather([a.publish.remote(engines, version) for a in self.actors],
+                               "a publish")
         return reports[0]
 
     def save_checkpoint(self, path: str, extra: dict[str, Any] | None = None) -> str:
-        return gather([a.save_checkpoint.remote(str(path), extra) for a in self.actors],
-                      "a checkpoint")[0]
+        return self._gather([a.save_checkpoint.remote(str(path), extra) for a in self.actors],
+                            "a checkpoint")[0]
 
     @property
     def version(self) -> int:
-        return gather([self.actors[0].get_version.remote()], "a version query")[0]
+        return self._gather([self.actors[0].get_version.remote()], "a version query")[0]
 
     def node_ids(self) -> list[str | None]:
-        return gather([a.node_id.remote() for a in self.actors], "a placement query")
+        return self._gather([a.node_id.remote() for a in self.actors], "a placement query")
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        return gather([a.full_state_dict.remote() for a in self.actors], "a state query")[0]
+        return self._gather([a.full_state_dict.remote() for a in self.actors], "a state query")[0]
 
     def shutdown(self) -> None:
         for a in self.actors:

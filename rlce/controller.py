@@ -197,15 +197,16 @@ class Controller:
     """Runs the loop over ``engines`` (RolloutActors), ``fleet`` and ``learner``.
     ``make_engine()`` starts a replacement for a dead engine (None: a dead engine ends the
     run) and at most ``max_engine_restarts`` are made; ``log`` gets each step's metrics (with
-    up to ``samples_kept`` sample records under ``_samples``); ``between_steps(step)`` runs
-    after a step (evaluation, checkpoints) and returns metrics to add to it."""
+    up to ``samples_kept`` sample records under ``_samples``); ``between_steps(step,
+    pass_counts)`` runs after a step (evaluation, checkpoints) and returns metrics to add."""
 
     def __init__(self, problems: ProblemStream, engines: list[ActorHandle], fleet: Fleet,
                  learner: Policy, algo: AlgoConfig, reward: RewardFn, *, seed: int,
                  max_engine_restarts: int, samples_kept: int,
                  make_engine: Callable[[], ActorHandle] | None = None,
                  log: Callable[[dict[str, Any]], None] | None = None,
-                 between_steps: Callable[[int], dict[str, Any]] | None = None,
+                 between_steps: Callable[[int, dict[str, list[int]]], dict[str, Any]]
+                 | None = None,
                  pairs: Iterator[list[TrainGroup]] | None = None,
                  stop: GracefulStop | None = None) -> None:
         from actors.rollout import RolloutPool
@@ -278,14 +279,30 @@ class Controller:
         return replaced
 
     def _publish(self) -> dict[str, Any]:
-        """Publish the learner's weights to every engine; an engine that died meanwhile is
-        replaced (given the current weights) and the publish done again."""
+        """Publish the learner's weights to every engine as the next version. An engine that
+        died meanwhile (before or during the load) is replaced and given the learner's
+        current weights, and the publish is done again for the engines not yet on the new
+        version (those that loaded it would refuse it twice)."""
+        import ray
+
+        from learner.publish import PublishError
+
+        target = self.learner.version + 1
+        with self._lock:
+            engines = list(self.engines)
         while True:
             try:
-                return self.learner.publish(self.engines)
-            except ENGINE_ERRORS:
-                if not self._replace_dead_engines():
+                return self.learner.publish(engines, version=target)
+            except ENGINE_ERRORS + (PublishError,):
+                replaced = self._replace_dead_engines()
+                with self._lock:
+                    current = list(self.engines)
+                if not replaced and current == engines:
                     raise  # every engine answers: the error was not an engine's death
+                versions = ray.get([e.get_version.remote() for e in current])
+                engines = [e for e, v in zip(current, versions) if v < target]
+                if not engines:  # (only if every engine had loaded it before the failure)
+                    raise
 
     def generate(self, problems: list[Problem], settings: SamplingSettings | None = None
                  ) -> Batch:
@@ -358,6 +375,10 @@ class Controller:
         t = time.perf_counter()
         while True:
             if self._producer_error is not None:
+                from learner.group import LearnerLost
+
+                if isinstance(self._producer_error, LearnerLost):
+                    raise self._producer_error  # as it is: the run restarts on it
                 raise RuntimeError("the generation thread failed") from self._producer_error
             try:
                 return self._queue.get(timeout=0.5), time.perf_counter() - t
@@ -468,12 +489,11 @@ class Controller:
                 m["time/publish_s"] = time.perf_counter() - t
             m["rollout/policy_version"] = pub.get("version", version)
         counts = pass_counts(records)
-        m["_pass_counts"] = counts
         self.problems.observe(counts)  # before between_steps, which may checkpoint the stream
         m["time/eval_s"] = 0.0
         if self.between_steps:
             t = time.perf_counter()
-            m.update(self.between_steps(step))
+            m.update(self.between_steps(step, counts))
             m["time/eval_s"] = time.perf_counter() - t
         m["time/step_s"] = time.perf_counter() - t_step
         # asynchronous: generation runs beside training, so the step's own time is split into

@@ -123,6 +123,8 @@ def slopes(samples: list[dict[str, float]], x: str, per: float) -> dict[str, flo
 
 
 def table(samples: list[dict[str, float]], x: str, per: float, unit: str) -> str:
+    if not samples:
+        return "(no samples)"
     first, last = samples[len(samples) // 10], samples[-1]
     fit = slopes(samples, x, per)
     head = (f"{'figure':<22}{'at ' + x + ' ' + str(int(first[x])):>16}"
@@ -156,7 +158,7 @@ def soak_fleet(jobs: int, every: int, workers: int | None) -> dict[str, Any]:
     try:
         for v in fleet.run(feed()):
             seen += 1
-            wrong += v["status"] != expected.pop(v["id"])
+            wrong += v["status"] != expected.pop(v["id"], "a second verdict")
             if seen % every == 0 or seen == jobs:
                 samples.append({"jobs": float(seen), **usage()})
                 print(f"  {seen:>7} jobs  {time.perf_counter() - t0:>6.0f} s  "
@@ -203,7 +205,8 @@ def soak_loop(cfg: Any, every: int, run_dir: Path) -> dict[str, Any]:
 def main(argv: list[str], load_config: Callable[[list[str]], Any]) -> int:
     """``load_config``: ``rlce.cli``'s, which composes the loop's config from overrides."""
     ap = argparse.ArgumentParser(prog="rlce bench soak", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--jobs", type=int, default=100_000, help="programs through the fleet (0: skip)")
+    ap.add_argument("--jobs", type=int, default=100_000,
+                    help="programs through the fleet (0: skip)")
     ap.add_argument("--steps", type=int, default=300, help="training steps (0: skip)")
     ap.add_argument("--sample-every-jobs", type=int, default=2_000)
     ap.add_argument("--sample-every-steps", type=int, default=10)

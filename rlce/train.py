@@ -71,10 +71,11 @@ def check_model(cfg: TrainConfig) -> str:
 
 
 def check_unchanged(cfg: TrainConfig, state: dict[str, Any], digest: str | None,
-                    count: int) -> None:
-    """A run continued from a checkpoint draws from the same problem set as before, or says
+                    count: int, continued: bool) -> None:
+    """A run continued in its own folder draws from the same problem set as before, or says
     that it does not: ``data.on_change=fail`` (the default) stops with a ConfigError naming
-    the set, ``continue`` goes on over the new one."""
+    the set, ``continue`` goes on over the new one. A new run from another run's checkpoint
+    (``continued`` false) may train on other data: that is only said."""
     was = state.get("problems_sha256")
     if not was or digest is None or was == digest:
         return
@@ -83,6 +84,9 @@ def check_unchanged(cfg: TrainConfig, state: dict[str, Any], digest: str | None,
     line = (f"{what}: the problem set changed since {cfg.checkpoint.resume} was written "
             f"({state.get('problems')} problems, sha256 {was[:12]} then; {count}, "
             f"{digest[:12]} now)")
+    if not continued:
+        say(f"{line}: a new run from it, on this set")
+        return
     if d.on_change == "fail":
         raise ConfigError(f"{line}; restore it, or continue over the new set with "
                           "data.on_change=continue")
@@ -287,9 +291,9 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
                     f"{newest(run_dir) or 'none'}\nresume with: "
                     f"{resume_command(overrides, run_dir)}", True)
             raise
-        except (LearnerLost, CheckpointError) as e:
-            lost = e if isinstance(e, LearnerLost) else e.__cause__
-            if not isinstance(lost, LearnerLost):
+        except (LearnerLost, CheckpointError, RuntimeError) as e:
+            lost = _lost_learner(e)
+            if lost is None:
                 raise
             found = newest(run_dir)
             if restart == cfg.learner.max_restarts:
@@ -305,13 +309,26 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     raise AssertionError("unreachable")
 
 
+def _lost_learner(e: BaseException) -> BaseException | None:
+    """The LearnerLost behind ``e`` (itself, or a cause: a checkpoint that could not be
+    written, the generation thread's failure), or None."""
+    from learner.group import LearnerLost
+
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, LearnerLost):
+            return e
+        e, seen = e.__cause__, seen + 1
+    return None
+
+
 def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
              on_step: Callable[[dict[str, Any]], None] | None, restart: int) -> dict[str, Any]:
     """One attempt at the run (``restart`` > 0: after a lost learner, in the same folder)."""
     import wandb
     from tqdm import tqdm
 
-    from rlce.checkpoints import FINAL, step_name, write_checkpoint
+    from rlce.checkpoints import FINAL, CheckpointError, step_name, write_checkpoint
     from rlce.checkpoints import prune as prune_checkpoints
     from rlce.controller import Controller
     from rlce.data import CurriculumStream, ProblemStream
@@ -321,10 +338,11 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
 
     show = cfg.logging.progress
     cfg = resume_auto(cfg, run_dir)
+    in_folder = bool(cfg.checkpoint.resume and
+                     Path(cfg.checkpoint.resume).resolve().parent == run_dir)
     # continued in its own folder (resume=auto, or a restart): the same W&B run and baseline
-    resumed_here = restart > 0 or bool(cfg.checkpoint.resume and
-                                       Path(cfg.checkpoint.resume).resolve().parent == run_dir)
-    if resumed_here and cfg.checkpoint.resume and Path(cfg.checkpoint.resume).name == FINAL:
+    resumed_here = restart > 0 or in_folder
+    if in_folder and Path(cfg.checkpoint.resume).name == FINAL:
         say(f"this run finished: {cfg.checkpoint.resume} is its final checkpoint", show)
         return {"run_dir": str(run_dir), "checkpoint": cfg.checkpoint.resume, "history": [],
                 "evals": {}}
@@ -341,7 +359,7 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     if cfg.checkpoint.resume:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
         start_step, drawn = state["step"], state["problems_drawn"]
-        check_unchanged(cfg, state, digest, len(problems) if digest else 0)
+        check_unchanged(cfg, state, digest, len(problems) if digest else 0, resumed_here)
     d = cfg.data
     if d.curriculum == "failures" or phases:
         stream = CurriculumStream(problems, seed=d.seed, mastered_rate=d.mastered_rate,
@@ -365,11 +383,20 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     run = wandb.init(project=cfg.logging.project, dir=str(run_dir), mode=mode,
                      config=to_dict(cfg), name=run_dir.name, **wandb_identity(run_dir, resumed_here),
                      settings=wandb.Settings(quiet=True))
-    parts = Parts(cfg)
+    try:
+        parts = Parts(cfg)
+    except BaseException:
+        run.finish()
+        raise
     learner = parts.learner
-    (run_dir / "placement.json").write_text(json.dumps(parts.placement(), indent=2))
-    if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
-        learner.publish(parts.engines, version=learner.version)
+    try:
+        (run_dir / "placement.json").write_text(json.dumps(parts.placement(), indent=2))
+        if learner.version > 0:  # resumed: the engines start from the checkpoint's weights
+            learner.publish(parts.engines, version=learner.version)
+    except BaseException:  # (a restart must find the resources these hold free)
+        run.finish()
+        parts.close()
+        raise
     say(f"parts ready in {time.perf_counter() - t0:.0f} s", show)
     evaluate = _evaluator(cfg, parts, eval_set, show)
     # every path of the config is resolved by now; work from the run folder. (Several Ray
@@ -410,7 +437,8 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                 say(f"checkpoint.keep={cfg.checkpoint.keep}: removed {name}", show)
         return str(where)
 
-    def between(step: int) -> dict[str, Any]:
+    def between(step: int, counts: dict[str, list[int]]) -> dict[str, Any]:
+        count_passes(counts)  # before a checkpoint, which keeps them
         out: dict[str, Any] = {}
         if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.algo.steps:
             out.update(evaluate(f"after step {step}"))
@@ -456,8 +484,6 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
         if step in round_of:  # rounds: one history, each step saying where it belongs
             m["round/index"] = round_of[step][0]
             m["round/sft"] = float(round_of[step][1] == "sft")
-        counts = m.pop("_pass_counts")
-        count_passes(counts)
         if isinstance(stream, CurriculumStream):  # the controller fed it the counts
             m.update({f"data/curriculum_{band}": n for band, n in stream.bands().items()})
         store.add(m.pop("_records"), "train", step)
@@ -472,7 +498,9 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
             table_rows.clear()
         if step > logged_before:
             run.log(logged, step=step)
-            (run_dir / WANDB_STEP).write_text(str(step))
+            tmp = step_file.with_name(f".{WANDB_STEP}.tmp")  # a crash never leaves half of it
+            tmp.write_text(str(step))
+            tmp.replace(step_file)
         elif step == logged_before:  # (said once, at the last of them)
             say(f"steps {start_step + 1}-{step} were logged to W&B before this run was "
                 "continued: W&B keeps their first record (each step once)", show)
@@ -539,11 +567,14 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                                        evals["after"]["_per_problem"])
             evals["paired"] = paired
             run.summary.update({f"paired/{k}": v for k, v in paired.items()})
-    except StopRequested as e:
-        stopped = e.signame
+    except StopRequested as e_stop:
+        stopped = e_stop.signame
         if ckpt is None:  # (a signal after the final checkpoint changes nothing)
-            ckpt = (checkpoint(last_step, "stop") if last_step > start_step
-                    else cfg.checkpoint.resume)  # nothing done since the one it started from
+            try:
+                ckpt = (checkpoint(last_step, "stop") if last_step > start_step
+                        else cfg.checkpoint.resume)  # nothing done since the one it started from
+            except CheckpointError as e:  # asked to stop: never restarted (a lost learner)
+                raise CheckpointError(f"{e} (stopping on {e_stop.signame})") from None
     finally:
         if bar is not None:
             bar.close()
@@ -583,6 +614,7 @@ def wandb_identity(run_dir: Path, resumed_here: bool) -> dict[str, Any]:
         return {"id": path.read_text().strip(), "resume": "allow"}
     run_id = secrets.token_hex(4)  # W&B's own ids are 8 characters of [a-z0-9] too
     path.write_text(run_id)
+    (run_dir / WANDB_STEP).unlink(missing_ok=True)  # a new W&B run has logged no step
     return {"id": run_id}
 
 

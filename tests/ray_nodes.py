@@ -152,33 +152,46 @@ def stop_nodes(procs: list[subprocess.Popen], port: int) -> None:
 
 
 def kill_node(pid: int) -> None:
-    """Lose a node as a machine would be lost: SIGKILL its `ray start` process (``pid``) and
-    everything below it (raylet, agents, the workers hosting its actors, their children) at
-    once. (`stop_nodes` still reaps it.)"""
+    """Lose a node as a machine would be lost: every process below its `ray start` process
+    (``pid``: raylet, agents, the workers hosting its actors, their children) is frozen, so
+    that none can start another meanwhile, then all are SIGKILLed at once. (`stop_nodes`
+    still reaps it.)"""
     import psutil
 
+    frozen: dict[int, psutil.Process] = {}
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        while True:
+            new = [p for p in [root, *root.children(recursive=True)] if p.pid not in frozen]
+            if not new:
+                break
+            for p in new:
+                try:
+                    p.suspend()
+                except psutil.NoSuchProcess:
+                    pass
+                frozen[p.pid] = p
     except psutil.NoSuchProcess:
-        return
-    for p in procs:
+        pass
+    for p in frozen.values():
         try:
             p.kill()
         except psutil.NoSuchProcess:
             pass
 
 
-def actor_pids(proc: subprocess.Popen, cls: str) -> list[int]:
-    """The worker processes below node ``proc`` that host an actor of class ``cls`` (a Ray
-    worker's title is ``ray::<Class>``)."""
+def actor_pids(pid: int, cls: str) -> list[int]:
+    """The worker processes below process ``pid`` (a node's `ray start`, or a driver that
+    started its own Ray) that host an actor of class ``cls`` (a Ray worker's title is
+    ``ray::<Class>``, then ``.<method>`` while it runs one)."""
     import psutil
 
     out = []
-    for p in psutil.Process(proc.pid).children(recursive=True):
+    for p in psutil.Process(pid).children(recursive=True):
         try:
-            if p.cmdline()[:1] and p.cmdline()[0].split(".")[0].split()[0] == f"ray::{cls}":
-                out.append(p.pid)
-        except psutil.NoSuchProcess:
-            continue
+            title = p.cmdline()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue  # (sandboxes come and go)
+        if title and title[0].split()[0].split(".")[0] == f"ray::{cls}":
+            out.append(p.pid)
     return out

@@ -155,6 +155,48 @@ def test_a_dead_rollout_engine_is_replaced_with_current_weights_and_the_run_goes
         ray.kill(e)
 
 
+def test_an_engine_lost_in_the_middle_of_a_publish_is_replaced_and_given_that_version(
+        ray_local, tiny_model, fleet):
+    """Two engines; at step 1's publish one of them has loaded the new version when the other
+    dies (what a lost node does in the load phase): the dead one is replaced, and the new
+    version goes to the replacement only (the survivor would refuse it twice)."""
+    from learner.publish import PublishError
+
+    cfg = RolloutConfig(backend="transformers", max_model_len=512)
+    engines = spawn_rollout_actors(cfg, tiny_model, 0, 2)
+    survivor, victim = engines
+    started = []
+
+    class LosesAnEngineOnce(Learner):
+        def publish(self, actors, version=None, transport="auto"):
+            if victim in actors and not started:
+                before = self.version
+                super().publish([survivor], version, transport)  # the one that made it
+                self.version = before  # a failed publish leaves the learner's version
+                ray.kill(victim)
+                raise PublishError("1 of 2 engines failed to load the new version")
+            return super().publish(actors, version, transport)
+
+    learner = LosesAnEngineOnce(LearnerConfig(lr=1e-3, micro_batch_tokens=2048), algo(),
+                                tiny_model, seed=0)
+
+    def new_engine():
+        (e,) = spawn_rollout_actors(cfg, tiny_model, 0, 1)
+        started.append(e)
+        return e
+
+    ctrl = controller(generate(seed=6), engines, fleet, learner, make_engine=new_engine, steps=2)
+    history = ctrl.run()
+    assert [m["step"] for m in history] == [1, 2]
+    assert [m["rollout/engine_restarts"] for m in history] == [1, 0]
+    assert [m["rollout/policy_version"] for m in history] == [1, 2] and learner.version == 2
+    assert ctrl.engines[0] is survivor and ctrl.engines[1] is started[0]
+    assert ray.get([e.get_version.remote() for e in ctrl.engines]) == [2, 2]
+    assert all(m["rollout/staleness_max"] == 0 for m in history)
+    for e in ctrl.engines:
+        ray.kill(e)
+
+
 def test_bad_loop_options_are_named():
     with pytest.raises(ValueError, match="algo.staleness must be >= 0, got -1"):
         AlgoConfig(staleness=-1)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from rlce.wandb_offline import history
+from tests.ray_nodes import actor_pids
 
 pytestmark = pytest.mark.slow  # rlce CLI subprocesses, training runs on Ray
 
@@ -416,20 +417,11 @@ def test_a_signal_stops_at_a_checkpoint_and_resume_auto_continues_the_same_run(t
     assert sorted(shards) == [1, 2, 3, 4] and all(len(v) == 1 for v in shards.values()), shards
 
 
-def learner_pids(proc: subprocess.Popen) -> list[int]:
-    """The run's learner actors: workers of the Ray instance its driver started, titled
-    ``ray::Learner``."""
-    import psutil
-
-    return [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
-            if p.cmdline()[:1] and p.cmdline()[0].split()[0].startswith("ray::Learner")]
-
-
 def test_a_lost_learner_with_no_restart_left_fails_with_its_checkpoint_and_resume_command(
         tmp_path):
     run_dir = tmp_path / "run"
     log = tmp_path / "run.log"
-    proc = start([RLCE, "train", *SMALL, "rollout=transformers", "algo.steps=4",
+    proc = start([RLCE, "train", *SMALL, "rollout=transformers", "algo.steps=1000",
                   # (an engine, a learner actor and an executor actor on 2 CPUs)
                   "learner.actors=1", "learner.num_cpus=0", "learner.max_restarts=0",
                   "checkpoint.every=1",
@@ -437,7 +429,7 @@ def test_a_lost_learner_with_no_restart_left_fails_with_its_checkpoint_and_resum
                  tmp_path, log)
     try:
         wait_for(proc, (run_dir / "checkpoint-step1").is_dir, "step 1", log)
-        (pid,) = learner_pids(proc)
+        (pid,) = actor_pids(proc.pid, "Learner")
         os.kill(pid, signal.SIGKILL)
         assert proc.wait(timeout=900) == 1, log.read_text()[-3000:]
     finally:
@@ -474,8 +466,9 @@ def test_a_changed_or_missing_problem_set_stops_a_continued_run_and_keeps_its_ch
     assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
     whole = sorted((f.name, f.stat().st_size) for f in ckpt.iterdir())
 
+    # continued in its own folder from its step-1 checkpoint
     again = ["train", *SMALL, "rollout=transformers", *data, f"checkpoint.resume={ckpt}",
-             f"logging.dir={tmp_path / 'again'}"]
+             f"hydra.run.dir={run_dir}"]
     out = rlce(again, tmp_path, timeout=300)
     assert out.returncode == 2, out.stderr[-3000:]
     assert (f"data.path={problems}: the problem set changed since {ckpt} was written "
@@ -495,3 +488,30 @@ def test_an_unwritable_wandb_folder_is_refused_before_anything_starts(tmp_path):
     assert out.returncode == 2, out.stderr[-3000:]
     assert f"logging.dir: the W&B folder {run_dir / 'wandb'} is not writable" in out.stderr
     assert "Traceback" not in out.stderr and "starting Ray" not in out.stdout
+
+
+def test_a_changed_problem_set_is_refused_continued_on_request_and_said_for_a_new_run(
+        tmp_path, capsys):
+    from rlce.cli import load_config
+    from rlce.config import ConfigError
+    from rlce.train import check_unchanged
+
+    path = tmp_path / "p.jsonl"
+    path.write_text("")
+    ckpt = tmp_path / "run" / "checkpoint-step1"
+    ckpt.mkdir(parents=True)
+    (ckpt / "controller.json").write_text("{}")  # what the option checks for
+    cfg = load_config(["data=jsonl", f"data.path={path}", f"checkpoint.resume={ckpt}"])
+    state = {"problems_sha256": "a" * 64, "problems": 4}
+    check_unchanged(cfg, state, "a" * 64, 4, True)  # the same set: nothing to say
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ConfigError, match=re.escape(
+            f"data.path={path}: the problem set changed since {ckpt} was written (4 problems, "
+            "sha256 aaaaaaaaaaaa then; 5, bbbbbbbbbbbb now); restore it, or continue over the "
+            "new set with data.on_change=continue")):
+        check_unchanged(cfg, state, "b" * 64, 5, True)
+    check_unchanged(cfg, state, "b" * 64, 5, False)  # a new run from that checkpoint
+    assert "a new run from it, on this set" in capsys.readouterr().out
+    cfg.data.on_change = "continue"
+    check_unchanged(cfg, state, "b" * 64, 5, True)
+    assert "data.on_change=continue, drawing on from the new set" in capsys.readouterr().out
