@@ -4,20 +4,9 @@ its parameters change."""
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
-
-def release_free_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``). Generation
-    and weight reloads on CPU free many large blocks that glibc keeps: measured with
-    ``rlce bench soak``, an engine core's heap grew from 0.3 to 2.0 GB over 130 tiny-model
-    steps, and 1.4 GB of it was free memory that ``malloc_trim`` returned at once."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
+from rlce.core.weights import release_free_heap
 
 
 class WeightLoader:

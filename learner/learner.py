@@ -21,6 +21,7 @@ import torch
 from rlce.core.config import AlgoConfig, LearnerConfig
 from rlce.core.models import resolve_model
 from rlce.core.types import TrainGroup
+from rlce.core.weights import release_free_heap
 
 from . import losses
 from .scoring import TokenScores
@@ -438,6 +439,8 @@ class Learner:
             return {}
         report = publish_weights(sd, actors, version, transport)
         self.version = version
+        del sd
+        release_free_heap()  # the step's and the publish's large blocks, freed by now
         return report
 
     def get_step(self) -> int:

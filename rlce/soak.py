@@ -101,8 +101,12 @@ def usage() -> dict[str, float]:
                 continue
     add("ray", rest)  # what is left: raylet, GCS, agents, idle workers
     shm = shutil.disk_usage("/dev/shm")
-    out["shm/used_mb"] = shm.used / 2**20
+    out["shm/used_mb"] = shm.used / 2**20  # the machine's, other processes' files too
     out["shm/entries"] = float(len(os.listdir("/dev/shm")))
+    # what RLCE itself leaves there: weight files of a publish
+    ours = [f for f in Path("/dev/shm").glob("rlce-*") if f.is_file()]
+    out["shm/rlce_files"] = float(len(ours))
+    out["shm/rlce_mb"] = sum(f.stat().st_size for f in ours) / 2**20
     return out
 
 

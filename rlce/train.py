@@ -20,7 +20,6 @@ from rlce.data import Problem, fingerprint
 
 PASS_RATES = "problem_pass_rates.json"
 WANDB_ID = "wandb_id"
-WANDB_STEP = "wandb_step"  # the last training step logged to W&B
 
 
 def trajectory_store(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -460,9 +459,7 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     last_step = start_step  # the last step whose metrics were logged
     # the last step this run logged to W&B before it was continued: steps done again after a
     # crash are not logged twice (W&B's history has each step once)
-    step_file = run_dir / WANDB_STEP
-    logged_before = (int(step_file.read_text() or 0)
-                     if resumed_here and step_file.is_file() else 0)
+    logged_before = last_logged_step(run_dir) if resumed_here and mode == "offline" else 0
 
     def count_passes(counts: dict[str, list[int]]) -> None:
         """Per-problem training pass rates, kept up to date in the run folder
@@ -498,9 +495,6 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
             table_rows.clear()
         if step > logged_before:
             run.log(logged, step=step)
-            tmp = step_file.with_name(f".{WANDB_STEP}.tmp")  # a crash never leaves half of it
-            tmp.write_text(str(step))
-            tmp.replace(step_file)
         elif step == logged_before:  # (said once, at the last of them)
             say(f"steps {start_step + 1}-{step} were logged to W&B before this run was "
                 "continued: W&B keeps their first record (each step once)", show)
@@ -606,6 +600,24 @@ def _load_eval(path: Path) -> dict[str, Any]:
             "_per_problem": saved["per_problem"], "_records": saved["records"]}
 
 
+def last_logged_step(run_dir: Path) -> int:
+    """The last training step that this run folder's W&B offline files hold (0 if none): a run
+    continued after a crash does some steps again, and logs only those after it, so that its
+    W&B history has each step once. Read from the files, not from what the run meant to log:
+    a process that died may not have written its last records. (Online, W&B itself ignores a
+    step below its run's current one, which comes to the same.)"""
+    from rlce.wandb_offline import history
+
+    last = 0
+    for folder in (run_dir / "wandb").glob("offline-run-*"):
+        try:
+            rows = history(folder)
+        except (FileNotFoundError, ValueError):
+            continue  # a run that wrote nothing yet
+        last = max([last, *(int(r["_step"]) for r in rows if "time/step_s" in r)])
+    return last
+
+
 def wandb_identity(run_dir: Path, resumed_here: bool) -> dict[str, Any]:
     """The W&B run id, kept in the run folder: a run resumed in its own folder continues
     the same W&B run (one history), any other run starts a new one."""
@@ -614,7 +626,6 @@ def wandb_identity(run_dir: Path, resumed_here: bool) -> dict[str, Any]:
         return {"id": path.read_text().strip(), "resume": "allow"}
     run_id = secrets.token_hex(4)  # W&B's own ids are 8 characters of [a-z0-9] too
     path.write_text(run_id)
-    (run_dir / WANDB_STEP).unlink(missing_ok=True)  # a new W&B run has logged no step
     return {"id": run_id}
 
 

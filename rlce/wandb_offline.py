@@ -24,6 +24,8 @@ def _records(path: Path) -> Iterator[bytes]:
         _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
         pos += 7
         chunk = data[pos:pos + length]
+        if len(chunk) < length:  # the tail of a file whose writer was killed
+            return
         pos += length
         if kind == FULL:
             yield chunk
@@ -40,6 +42,7 @@ def _records(path: Path) -> Iterator[bytes]:
 
 def history(run_dir: str | Path) -> list[dict]:
     """The rows logged with ``wandb.log`` in an offline run folder."""
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
@@ -48,7 +51,10 @@ def history(run_dir: str | Path) -> list[dict]:
     rows = []
     for raw in _records(files[0]):
         rec = pb.Record()
-        rec.ParseFromString(raw)
+        try:
+            rec.ParseFromString(raw)
+        except DecodeError:  # a record cut short by a killed writer: the history ends here
+            break
         if rec.WhichOneof("record_type") == "history":
             rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
                          for i in rec.history.item})

@@ -155,3 +155,17 @@ def write_shm_safetensors(named: dict[str, Any], tag: str = "") -> Path:
     raise WeightsNotWritten(f"the weights could not be written for the engines: "
                             f"{'; '.join(tried)}. Free space there, or point RLCE_SHM_DIR "
                             "at a folder with room")
+
+
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``), once a step
+    (a rollout engine after a weight load, the learner after a publish). Generation and
+    weight reloads on CPU free many large blocks that glibc keeps: measured with
+    ``rlce bench soak``, an engine core's heap grew from 0.3 to 2.0 GB over 130 tiny-model
+    steps, and 1.4 GB of it was free memory that ``malloc_trim`` returned at once."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
