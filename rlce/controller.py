@@ -487,6 +487,7 @@ class Controller:
                 t = time.perf_counter()
                 pub = self._publish()
                 m["time/publish_s"] = time.perf_counter() - t
+                m["rollout/engine_restarts"] = self.restarts - restarts0  # (during the publish)
             m["rollout/policy_version"] = pub.get("version", version)
         counts = pass_counts(records)
         self.problems.observe(counts)  # before between_steps, which may checkpoint the stream
