@@ -485,8 +485,10 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
             m.update({f"data/curriculum_{band}": n for band, n in stream.bands().items()})
         store.add(m.pop("_records"), "train", step)
         store.flush()
-        table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],
-                           r["version"], r["text"][:2000]] for r in m.pop("_samples"))
+        samples = m.pop("_samples")
+        if cfg.logging.table_every:  # (with no tables, rows kept would only pile up)
+            table_rows.extend([step, r["problem"], r["language"], r["status"], r["reward"],
+                               r["version"], r["text"][:2000]] for r in samples)
         logged = {k: v for k, v in m.items() if not k.startswith("_")}
         if cfg.logging.table_every and step % cfg.logging.table_every == 0:
             logged["samples"] = wandb.Table(columns=["step", "problem", "language", "status",
