@@ -375,10 +375,7 @@ class Controller:
         t = time.perf_counter()
         while True:
             if self._producer_error is not None:
-                from learner.group import LearnerLost
-
-                if isinstance(self._producer_error, LearnerLost):
-                    raise self._producer_error  # as it is: the run restarts on it
+                # (a LearnerLost stays the cause: rlce.train restarts the run on it)
                 raise RuntimeError("the generation thread failed") from self._producer_error
             try:
                 return self._queue.get(timeout=0.5), time.perf_counter() - t
@@ -463,7 +460,6 @@ class Controller:
             "rollout/latency_mean_s": _mean(stats.latency),
             "rollout/staleness_mean": _mean(staleness),
             "rollout/staleness_max": float(max(staleness, default=0)),
-            "rollout/engine_restarts": self.restarts - restarts0,
             "reward/mean": _mean(stats.rewards),
             "reward/std": float(np.std(stats.rewards)) if stats.rewards else 0.0,
             "reward/pass_rate": stats.verdicts.get("passed", 0) / max(1, stats.samples),
@@ -487,8 +483,9 @@ class Controller:
                 t = time.perf_counter()
                 pub = self._publish()
                 m["time/publish_s"] = time.perf_counter() - t
-                m["rollout/engine_restarts"] = self.restarts - restarts0  # (during the publish)
             m["rollout/policy_version"] = pub.get("version", version)
+        # engines replaced in this step, while generating or during the publish
+        m["rollout/engine_restarts"] = self.restarts - restarts0
         counts = pass_counts(records)
         self.problems.observe(counts)  # before between_steps, which may checkpoint the stream
         m["time/eval_s"] = 0.0

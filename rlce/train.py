@@ -272,8 +272,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
     A learner actor lost during the run (``learner.actors >= 1``) restarts the run in its own
     folder from its newest checkpoint, up to ``learner.max_restarts`` times; then LearnerLost
     is raised, with the checkpoint intact and the resume command printed."""
-    from learner.group import LearnerLost
-    from rlce.checkpoints import CheckpointError, newest
+    from rlce.checkpoints import newest
 
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
     first = cfg.checkpoint.resume
@@ -290,7 +289,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
                     f"{newest(run_dir) or 'none'}\nresume with: "
                     f"{resume_command(overrides, run_dir)}", True)
             raise
-        except (LearnerLost, CheckpointError, RuntimeError) as e:
+        except RuntimeError as e:  # a LearnerLost, or an error it caused (a checkpoint's)
             lost = _lost_learner(e)
             if lost is None:
                 raise
