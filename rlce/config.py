@@ -14,7 +14,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 
 from executors.config import FleetConfig
-from rlce.core.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, one_of
+from rlce.core.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, at_least, one_of
 from rlce.rewards import REWARDS
 
 SOURCES = ("shipped", "generator", "jsonl", "hf")
@@ -133,9 +133,34 @@ CONTROLLER_STATE = "controller.json"
 @dataclass
 class RewardConfig:
     name: str = "binary"  # a reward registered in rlce.rewards
+    # the guard (rlce/guard.py). Held-out tests: a problem's tests.heldout, or this fraction
+    # of each problem's test items (chosen by a hash of its id); they run in the same job
+    heldout_fraction: float = 0.0
+    # log: count samples that pass the reward tests and fail held-out ones;
+    # penalize: such a sample also gets reward 0
+    heldout: str = "log"
+    # the static hard-coding check of passing programs: off, log or penalize (reward 0)
+    hardcode: str = "log"
+    # an alert (W&B and the console) when either rate over the last alert_window steps is
+    # above alert_threshold, given at least alert_min_passed passing samples in the window
+    alert_threshold: float = 0.2
+    alert_window: int = 5
+    alert_min_passed: int = 10
+    on_alert: str = "warn"  # warn, or stop: a graceful stop with a checkpoint
 
     def __post_init__(self) -> None:
         one_of("reward.name", self.name, tuple(sorted(REWARDS)))
+        if not 0 <= self.heldout_fraction < 1:
+            raise ValueError(f"reward.heldout_fraction must be in [0, 1), got "
+                             f"{self.heldout_fraction}")
+        one_of("reward.heldout", self.heldout, ("log", "penalize"))
+        one_of("reward.hardcode", self.hardcode, ("off", "log", "penalize"))
+        if not 0 <= self.alert_threshold <= 1:
+            raise ValueError(f"reward.alert_threshold must be in [0, 1], got "
+                             f"{self.alert_threshold}")
+        at_least("reward.alert_window", self.alert_window, 1)
+        at_least("reward.alert_min_passed", self.alert_min_passed, 1)
+        one_of("reward.on_alert", self.on_alert, ("warn", "stop"))
 
 
 @dataclass

@@ -36,6 +36,7 @@ from executors.schema import Verdict
 from rlce.core.config import AlgoConfig
 from rlce.core.types import SamplingSettings, ScoredSample, TrainGroup
 from rlce.data import Problem, ProblemStream
+from rlce.guard import Guard, Judged
 from rlce.prompts import program_for, program_key, prompt_for
 from rlce.rewards import RewardFn
 from rlce.stopping import GracefulStop
@@ -85,6 +86,15 @@ class RoundStats:
     lengths: list[int] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    # the reward's guard (rlce/guard.py): samples that passed their reward tests, those of
+    # them with held-out tests, those that failed one, those flagged as hard-coded, those
+    # given no reward for either, and samples that passed every test, held-out ones too
+    reward_passed: int = 0
+    heldout_judged: int = 0
+    heldout_failed: int = 0
+    hardcoded: int = 0
+    penalized: int = 0
+    all_passed: int = 0
 
     def __iadd__(self, other: RoundStats) -> Self:
         for f in dataclasses.fields(self):
@@ -105,11 +115,14 @@ class Batch:
 def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                          settings: SamplingSettings, reward: RewardFn, overlong: str = "keep",
                          overlong_penalty: float = 0.0,
-                         on_verdict: Callable[[], None] | None = None) -> Batch:
+                         on_verdict: Callable[[], None] | None = None,
+                         guard: Guard | None = None) -> Batch:
     """Stream samples from the engines (a ``RolloutPool``); each one's program goes to the
     fleet as it arrives (``on_verdict()`` is called as each verdict comes back). Returns the
     scored groups, what happened (verdict mix, times, lengths) and per-sample records
-    (problem, status, reward, text)."""
+    (problem, status, reward, text). With a ``guard`` the reward sees only each problem's
+    reward tests (held-out ones are judged beside them); without one (evaluation) every
+    test counts."""
     by_id = {p.id: p for p in problems}
     problems = list(by_id.values())  # a problem drawn twice is generated for once
     lock = threading.Lock()
@@ -157,7 +170,10 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
     records = []
     passed: dict[str, list[tuple[str, ScoredSample]]] = defaultdict(list)
     for s in samples:
-        v = verdicts[f"{s.problem_id}#{s.index}"]
+        sid = f"{s.problem_id}#{s.index}"
+        v = verdicts[sid]
+        judged = guard.judge(by_id[s.problem_id], v, programs[sid]) if guard else Judged(v)
+        v = judged.verdict
         stats.verdicts[v.status] += 1
         if v.status == "sandbox_error":  # the executor failed, not the program: no reward
             stats.sandbox_errors_excluded += 1
@@ -165,6 +181,16 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                            v.message or "(no message)")
             continue
         r = float(reward(v, s.text))
+        penalized = guard is not None and guard.penalized(judged)
+        if v.status == "passed":
+            stats.reward_passed += 1
+            stats.heldout_judged += judged.heldout_total > 0
+            stats.heldout_failed += judged.heldout_failed
+            stats.hardcoded += bool(judged.hardcoded)
+            stats.all_passed += not judged.heldout_failed
+        if penalized:  # passed its reward tests by satisfying them, not the problem
+            stats.penalized += 1
+            r = 0.0
         cut = s.finish_reason == "length"
         if cut and overlong == "filter":
             stats.overlong_filtered += 1
@@ -173,8 +199,8 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
             r -= overlong_penalty
         scored = ScoredSample(s.prompt_ids, s.completion_ids, s.logprobs, r, s.policy_version)
         grouped[s.problem_id].append(scored)
-        if v.status == "passed":
-            passed[s.problem_id].append((programs[f"{s.problem_id}#{s.index}"], scored))
+        if v.status == "passed" and not penalized:
+            passed[s.problem_id].append((programs[sid], scored))
         stats.rewards.append(r)
         records.append({"problem": s.problem_id, "language": by_id[s.problem_id].language,
                         "status": v.status, "reward": r, "version": s.policy_version,
@@ -183,7 +209,10 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                         "prompt": by_id[s.problem_id].prompt, "completion": s.text,
                         "program": programs[f"{s.problem_id}#{s.index}"], "passed": v.passed,
                         "total": v.total, "policy_version": s.policy_version,
-                        "generate_latency_s": s.latency_s, "execute_s": v.duration_s})
+                        "generate_latency_s": s.latency_s, "execute_s": v.duration_s,
+                        "heldout_passed": judged.heldout_passed,
+                        "heldout_total": judged.heldout_total,
+                        "hardcoded": judged.hardcoded, "penalized": penalized})
     groups = [TrainGroup(pid, tuple(ss)) for pid, ss in grouped.items() if len(ss) > 1]
     stats.execute_tail_s = max(0.0, exec_done_at - t0 - gen_s)
     stats.wall_s = time.perf_counter() - t0
@@ -208,7 +237,7 @@ class Controller:
                  between_steps: Callable[[int, dict[str, list[int]]], dict[str, Any]]
                  | None = None,
                  pairs: Iterator[list[TrainGroup]] | None = None,
-                 stop: GracefulStop | None = None) -> None:
+                 stop: GracefulStop | None = None, guard: Guard | None = None) -> None:
         from actors.rollout import RolloutPool
 
         self.problems, self.engines, self.fleet, self.learner = problems, engines, fleet, learner
@@ -217,6 +246,7 @@ class Controller:
         self.make_engine, self.log, self.between_steps = make_engine, log, between_steps
         self.pool = RolloutPool(engines)
         self.pairs = pairs  # algo.sft_from: each step trains on the next batch of these
+        self.guard = guard or Guard()  # the reward sees only reward tests (rlce/guard.py)
         self.stop = stop  # SIGTERM/SIGINT: checked before each draw and after each step
         self.restarts = 0
         self.prompts_skipped = 0
@@ -312,7 +342,7 @@ class Controller:
                 return generate_and_execute(self.pool, self.fleet, problems,
                                             settings or self.settings,
                                             self.reward, self.algo.overlong,
-                                            self.algo.overlong_penalty)
+                                            self.algo.overlong_penalty, guard=self.guard)
             except ENGINE_ERRORS:
                 self._replace_dead_engines()
 
@@ -463,6 +493,15 @@ class Controller:
             "reward/mean": _mean(stats.rewards),
             "reward/std": float(np.std(stats.rewards)) if stats.rewards else 0.0,
             "reward/pass_rate": stats.verdicts.get("passed", 0) / max(1, stats.samples),
+            # the guard: of the samples that passed their reward tests, the share that failed
+            # a held-out test (of those that had some) and the share flagged as hard-coded
+            "reward/heldout_fail_rate": stats.heldout_failed / max(1, stats.heldout_judged),
+            "reward/heldout_judged": stats.heldout_judged,
+            "reward/heldout_failed": stats.heldout_failed,
+            "reward/hardcode_rate": stats.hardcoded / max(1, stats.reward_passed),
+            "reward/hardcoded": stats.hardcoded,
+            "reward/penalized": stats.penalized,
+            "reward/all_tests_pass_rate": stats.all_passed / max(1, stats.samples),
             "data/groups_kept": len(kept), "data/groups_dropped": dropped,
             "data/samples_kept": sum(len(g.samples) for g in kept),
             "data/groups_stale": stale, "data/draws": draws,

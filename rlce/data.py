@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from executors.schema import InvalidJob, parse_job
+from rlce.guard import check_heldout, job_tests
 
 
 class ProblemError(ValueError):
@@ -39,8 +40,15 @@ class Problem:
 
     def job(self, source: str, job_id: str) -> dict[str, Any]:
         """The execution job that judges ``source`` against this problem's tests (with the
-        fleet's limits, ``executor.timeout_s``)."""
-        return {"id": job_id, "language": self.language, "source": source, "tests": self.tests}
+        fleet's limits, ``executor.timeout_s``): its reward tests followed by its held-out
+        ones (``rlce.guard``), all in one job."""
+        return {"id": job_id, "language": self.language, "source": source,
+                "tests": job_tests(self.tests)[0]}
+
+    @property
+    def reward_count(self) -> int:
+        """How many of the job's tests are reward tests (the rest are held out)."""
+        return job_tests(self.tests)[1]
 
 
 def fingerprint(problems: list[Problem]) -> str:
@@ -71,9 +79,12 @@ def parse_problem(row: Any, where: str = "") -> Problem:
     if tests.get("record"):
         raise ProblemError(f"{at}problem {row['id']!r}: its call tests record values instead "
                            "of judging them ('record': true)")
-    try:  # the executor's own validation of the tests for this language
+    bad = check_heldout(tests)
+    if bad:
+        raise ProblemError(f"{at}problem {row['id']!r}: {bad}")
+    try:  # the executor's own validation of the tests for this language (held-out ones too)
         job = parse_job({"id": row["id"], "language": row["language"], "source": "x",
-                         "tests": tests})
+                         "tests": job_tests(tests)[0]})
     except InvalidJob as e:
         raise ProblemError(f"{at}problem {row['id']!r}: {e}") from None
     known = {"id", "language", "prompt", "tests", "difficulty"}

@@ -74,6 +74,12 @@ class GracefulStop:
         if self.requested and (between_steps or self.abandon):
             raise StopRequested(self.signame)
 
+    def ask(self, reason: str) -> None:
+        """Stop as a first signal would, for ``reason`` (the run's own decision: a reward
+        alert with ``reward.on_alert=stop``), at the next point to stop at."""
+        if not self.requested:
+            self.signame = reason
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.requested:

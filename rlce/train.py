@@ -331,6 +331,7 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     from rlce.controller import Controller
     from rlce.data import CurriculumStream, ProblemStream
     from rlce.evaluate import eval_problems, paired_difference
+    from rlce.guard import HELDOUT, Guard, GuardWatch, with_heldout
     from rlce.rewards import get_reward
     from rlce.stopping import GracefulStop, StopRequested
 
@@ -354,6 +355,13 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     pairs = sft_pairs(cfg, model_path)
     start_step, drawn, state = 0, 0, {}
     digest = fingerprint(problems) if isinstance(problems, list) else None
+    # (after the fingerprint: it is of the file; the split is the config's)
+    problems = with_heldout(problems, cfg.reward.heldout_fraction)
+    if isinstance(problems, list):
+        held = sum(HELDOUT in p.tests for p in problems)
+        say(f"reward guard: {held} of {len(problems)} problems have held-out tests "
+            f"(reward.heldout={cfg.reward.heldout}); hard-coding check "
+            f"{cfg.reward.hardcode}", show)
     if cfg.checkpoint.resume:
         state = json.loads((Path(cfg.checkpoint.resume) / CONTROLLER_STATE).read_text())
         start_step, drawn = state["step"], state["problems_drawn"]
@@ -473,6 +481,8 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
 
     round_of = {step + 1: (r, loss) for r, loss, first, end in phases
                 for step in range(first, end)}
+    guard = GuardWatch(run_dir, cfg.reward, run if mode != "disabled" else None,
+                       lambda line: say(line, True), stop, resumed_here)
 
     def log(m: dict[str, Any]) -> None:
         nonlocal last_step
@@ -482,7 +492,9 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
             m["round/sft"] = float(round_of[step][1] == "sft")
         if isinstance(stream, CurriculumStream):  # the controller fed it the counts
             m.update({f"data/curriculum_{band}": n for band, n in stream.bands().items()})
-        store.add(m.pop("_records"), "train", step)
+        records = m.pop("_records")
+        guard.observe(step, m, records)
+        store.add(records, "train", step)
         store.flush()
         samples = m.pop("_samples")
         if cfg.logging.table_every:  # (with no tables, rows kept would only pile up)
@@ -494,6 +506,8 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                                                      "reward", "policy_version", "completion"],
                                             data=table_rows)
             table_rows.clear()
+            logged.update({k: wandb.Table(columns=cols, data=rows)
+                           for k, (cols, rows) in guard.tables().items()})
         if step > logged_before:
             run.log(logged, step=step)
         elif step == logged_before:  # (said once, at the last of them)
@@ -534,7 +548,8 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                               max_engine_restarts=cfg.rollout.max_restarts,
                               samples_kept=cfg.logging.samples_per_step,
                               make_engine=parts.new_engine, log=log, between_steps=between,
-                              pairs=pairs, stop=stop)
+                              pairs=pairs, stop=stop,
+                              guard=Guard(cfg.reward.heldout, cfg.reward.hardcode))
 
         with stop.deferred():  # the controller stops at its own safe points
             if not phases:

@@ -23,7 +23,10 @@ COLUMNS = (("source", "string"), ("step", "int64"), ("problem", "string"),
            ("language", "string"), ("prompt", "string"), ("completion", "string"),
            ("program", "string"), ("status", "string"), ("passed", "int64"), ("total", "int64"),
            ("reward", "float64"), ("policy_version", "int64"), ("tokens", "int64"),
-           ("generate_latency_s", "float64"), ("execute_s", "float64"))
+           ("generate_latency_s", "float64"), ("execute_s", "float64"),
+           # the reward guard (rlce/guard.py): held-out tests of a sample that passed its
+           # reward tests (0 of 0 otherwise), and the hard-coding detector's reason or ""
+           ("heldout_passed", "int64"), ("heldout_total", "int64"), ("hardcoded", "string"))
 MODES = ("all", "passed", "none")
 
 

@@ -40,22 +40,31 @@ def _records(path: Path) -> Iterator[bytes]:
             pos += (BLOCK - pos % BLOCK) % BLOCK
 
 
-def history(run_dir: str | Path) -> list[dict]:
-    """The rows logged with ``wandb.log`` in an offline run folder."""
+def _parsed(run_dir: str | Path, kind: str) -> Iterator[object]:
+    """The records of one kind (history, alert, ...) in an offline run folder, in order."""
     from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
-    rows = []
     for raw in _records(files[0]):
         rec = pb.Record()
         try:
             rec.ParseFromString(raw)
-        except DecodeError:  # a record cut short by a killed writer: the history ends here
-            break
-        if rec.WhichOneof("record_type") == "history":
-            rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-                         for i in rec.history.item})
-    return rows
+        except DecodeError:  # a record cut short by a killed writer: the log ends here
+            return
+        if rec.WhichOneof("record_type") == kind:
+            yield getattr(rec, kind)
+
+
+def history(run_dir: str | Path) -> list[dict]:
+    """The rows logged with ``wandb.log`` in an offline run folder."""
+    return [{(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in h.item}
+            for h in _parsed(run_dir, "history")]
+
+
+def alerts(run_dir: str | Path) -> list[dict]:
+    """The alerts raised with ``run.alert`` in an offline run folder."""
+    return [{"title": a.title, "text": a.text, "level": a.level}
+            for a in _parsed(run_dir, "alert")]

@@ -27,7 +27,8 @@ RLCE = str(Path(sys.executable).parent / "rlce")
 SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
          "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
          "rollout.kv_cache_gb=1", "eval.limit=3", "eval.n=2"]
-STEP_KEYS = ["reward/mean", "reward/std", "reward/pass_rate", "rollout/samples",
+STEP_KEYS = ["reward/mean", "reward/std", "reward/pass_rate", "reward/heldout_fail_rate",
+             "reward/hardcode_rate", "reward/all_tests_pass_rate", "reward/penalized", "rollout/samples",
              "rollout/response_len_mean", "rollout/staleness_max", "rollout/policy_version",
              "learner/loss", "learner/kl", "learner/entropy", "learner/clip_frac",
              "learner/grad_norm", "learner/lr", "learner/is_weight_mean",
@@ -119,7 +120,7 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     out = rlce(["train", *SMALL, "algo.steps=2", "checkpoint.every=1", "logging.table_every=1",
-                f"logging.dir={a}"], a)
+                "reward.heldout_fraction=0.5", f"logging.dir={a}"], a)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = run_dirs(a)
     # what the run is about comes first, and each long phase says what it is doing
@@ -167,6 +168,24 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
             (saved_rec["problem"], saved_rec["status"], saved_rec["text"])
         assert rec["prompt"] and rec["total"] >= rec["passed"] >= 0
     assert {r["step"] for r in by_source["train"]} == {1, 2}
+    # the reward guard: half of each problem's tests held out for training (reward tests
+    # only in the store's passed/total); evaluation judges every test
+    assert re.search(r"reward guard: \d+ of \d+ problems have held-out tests "
+                     r"\(reward.heldout=log\); hard-coding check log", out.stdout)
+    from rlce.guard import HELDOUT, with_heldout
+    from rlce.problems import shipped
+    split = {p.id: p for p in with_heldout(shipped(), 0.5)}
+    for rec in by_source["train"]:
+        p = split[rec["problem"]]
+        assert rec["total"] == p.reward_count
+        assert rec["heldout_total"] == (len(p.tests.get(HELDOUT, []))
+                                        if rec["status"] == "passed" else 0)
+    for rec in by_source["eval-before"]:
+        assert rec["heldout_total"] == 0 and rec["hardcoded"] == ""
+    guard = json.loads((run_dir / "reward_guard.json").read_text())
+    assert guard["problems"] == {} or all(len(c) == 4 for c in guard["problems"].values())
+    assert sum(c[0] for c in guard["problems"].values()) == sum(
+        r["status"] == "passed" for r in by_source["train"])
     rates = json.loads((run_dir / "problem_pass_rates.json").read_text())
     assert sum(r["judged"] for r in rates.values()) == len(by_source["train"])
     assert sum(r["passed"] for r in rates.values()) == sum(
@@ -174,6 +193,7 @@ def test_train_logs_checkpoints_and_resumes_with_the_same_data_order(tmp_path):
 
     # resume from step 1: step 2 again, from the same learner state and the same problems
     out = rlce(["train", *SMALL, "algo.steps=2", "logging.table_every=1", "eval.before=false",
+                "reward.heldout_fraction=0.5",
                 "eval.after=false", f"checkpoint.resume={run_dir / 'checkpoint-step1'}",
                 f"logging.dir={b}"], b)
     assert out.returncode == 0, out.stderr[-3000:]
