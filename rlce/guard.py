@@ -368,20 +368,35 @@ def _matches_input(value: Any, case: Case) -> bool:
     return len(case.inputs) > 1 and _same(value, list(case.inputs))
 
 
-def _constant_function(tree: ast.AST, entry: str | None) -> list[Any] | None:
-    """The entry function's returned literals if every value it returns is a literal (it
-    computes nothing from its arguments), else None."""
+def _constant(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
+    """The one literal a function returns on every ``return``, else NO_VALUE."""
+    values = [n.value for n in ast.walk(node) if isinstance(n, ast.Return)]
+    if not values or any(v is None for v in values):
+        return NO_VALUE
+    literals = [_literal(v) for v in values]
+    if any(v is NO_VALUE for v in literals) or not all(_same(v, literals[0])
+                                                       for v in literals):
+        return NO_VALUE
+    return literals[0]
+
+
+def _constant_functions(tree: ast.AST, entry: str | None) -> list[tuple[str, Any]]:
+    """(name, the literal it returns) of each function that returns one literal on every
+    ``return``: the entry function if it takes arguments (a function of nothing may well
+    return a constant), and any other function whose literal is not trivial (a helper the
+    entry function hands its answer to)."""
+    out = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry:
-            a = node.args
-            if not (a.args or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg):
-                return None  # a function of nothing may well return a constant
-            values = [n.value for n in ast.walk(node) if isinstance(n, ast.Return)]
-            if not values or any(v is None for v in values):
-                return None
-            literals = [_literal(v) for v in values]
-            return None if any(v is NO_VALUE for v in literals) else literals
-    return None
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        value = _constant(node)
+        if value is NO_VALUE:
+            continue
+        a = node.args
+        takes = a.args or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg
+        if (node.name == entry and takes) or (node.name != entry and not trivial(value)):
+            out.append((node.name, value))
+    return out
 
 
 def _text_literals(program: str) -> tuple[list[Any], list[Any]]:
@@ -409,7 +424,8 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
     * holds a lookup table (a dict literal) from a test's input to its expected output,
       where the two are not both trivial;
     * has an entry function whose every ``return`` gives the same literal, one of the
-      tests' expected outputs (a function of its arguments that computes nothing).
+      tests' expected outputs (a function of its arguments that computes nothing), or a
+      helper function that does so with a non-trivial output.
 
     Other languages (``io`` tests) are read as text, coarser: a program is flagged when it
     compares (``==``) a test's non-trivial input token with a literal and contains that
@@ -456,10 +472,9 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
                     and not (trivial(key) and trivial(value))):
                 return f"looks up the test input {key!r} in a table of expected outputs"
     entry = tests.get("fn_name") or tests.get("entry_point")
-    constant = _constant_function(tree, entry)
-    if (constant and all(_same(v, constant[0]) for v in constant)
-            and any(_same(constant[0], c.output) for c in cases)):
-        return f"{entry} returns the expected output {constant[0]!r} without computing it"
+    for name, value in _constant_functions(tree, entry):
+        if any(_same(value, c.output) for c in cases):
+            return f"{name} returns the expected output {value!r} without computing it"
     return ""
 
 

@@ -159,6 +159,8 @@ ASSERTS = {"format": "asserts", "entry_point": "f",
     ("def f(n, k=0):\n    if n in (7, 10):\n        return 13\n    return 0\n", "test input 7"),
     ("def f(n, k=0):\n    return 55\n", "f returns the expected output 55 without computing"),
     ("def f(n, k=0):\n    if n > 100:\n        return 55\n    return 55\n", "returns the expected"),
+    ("def f(n, k=0):\n    return g(n)\n\ndef g(n):\n    return 55\n",
+     "g returns the expected output 55 without computing it"),
     ("def f(n, k=0):\n    if (n, k) == (3, 2):\n        return [1, 9]\n    return n\n",
      "returns its expected output [1, 9]"),
 ])
