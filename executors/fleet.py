@@ -214,7 +214,9 @@ class ExecutorFleet:
         verdict), verdict mix, retries, deduplicated jobs, actors."""
         with self._lock:
             now = time.monotonic()
-            recent = sum(1 for t in self._done_times if now - t <= 10.0)
+            while self._done_times and now - self._done_times[0] > 10.0:
+                self._done_times.popleft()  # only the last 10 s count
+            recent = len(self._done_times)
             lat = sorted(self._latency)
             m = {"queue_depth": float(len(self._pending) + self._in.qsize()),
                  "in_flight": float(sum(x.in_flight for x in self._members)),

@@ -21,6 +21,10 @@ USAGE = """usage:
                                         on eval.set, e.g. eval=humaneval
   rlce synth [key=value ...]            synthetic problems and tests, kept where execution
                                         confirms them (synth.mode=propose or augment)
+  rlce critic train critic.stores=[RUN,...]
+                                        an execution critic from trajectory stores
+  rlce critic eval critic.path=DIR critic.stores=[RUN,...]
+                                        its AUROC, calibration, precision at 90% recall
   rlce bench pipeline [key=value ...]   a short run that prints the wall-time split
   rlce bench publish [--engines 1 2 4]  weight publish time to rollout engines vs a copy floor
   rlce bench soak [--jobs N] [--steps N]
@@ -90,6 +94,7 @@ class _Task:
         from learner.group import LearnerLost
         from rlce.checkpoints import CheckpointError
         from rlce.config import ConfigError
+        from rlce.critic import CriticError
 
         self.started = True
         run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -107,6 +112,14 @@ class _Task:
                 from rlce.synth.run import synth
 
                 synth(cfg, run_dir)
+            elif self.command == "critic train":
+                from rlce.critic import train_critic
+
+                train_critic(cfg, run_dir)
+            elif self.command == "critic eval":
+                from rlce.critic import eval_critic
+
+                eval_critic(cfg, run_dir)
             elif self.command == "eval":
                 from rlce.train import evaluate_model
 
@@ -118,6 +131,10 @@ class _Task:
         except ConfigError as e:
             discard_if_empty(run_dir)
             fail(self.command, e)
+        except CriticError as e:  # bad data or a folder that is not a critic: one line
+            discard_if_empty(run_dir)
+            print(f"rlce {self.command}: {e}", file=sys.stderr)
+            sys.exit(EXIT_CONFIG)
         except (CheckpointError, LearnerLost) as e:
             # a full disk, say, or a learner lost more often than learner.max_restarts allows:
             # one line (the resume command was printed), the checkpoints kept
@@ -185,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         given = {a.split("=")[0].lstrip("+~") for a in argv[2:]}
         return run_hydra("bench pipeline", [o for o in PIPELINE_DEFAULTS
                                             if o.split("=")[0] not in given] + argv[2:])
+    if argv[:2] in (["critic", "train"], ["critic", "eval"]):
+        return run_hydra(" ".join(argv[:2]), argv[2:])
     if argv[:1] in (["train"], ["eval"], ["synth"]):
         return run_hydra(argv[0], argv[1:])
     print(USAGE, file=sys.stderr)

@@ -298,6 +298,41 @@ class RoundsConfig:
 
 
 @dataclass
+class CriticConfig:
+    """``rlce critic train|eval`` (rlce/critic.py)."""
+    # trajectory stores to learn from or score on: run folders, trajectories folders or
+    # Parquet files
+    stores: list[str] = field(default_factory=list)
+    backbone: Optional[str] = None  # null: model.name (the policy's own model)
+    path: Optional[str] = None  # a critic folder (rlce critic eval, and the critic's uses)
+    heldout_fraction: float = 0.25  # of the problems, held out of training for the figures
+    max_examples: int = 2000  # per split, drawn with the seed (the backbone reads each once)
+    max_len: int = 384  # tokens per example; the program keeps all but 32 of them
+    batch_size: int = 8
+    # linear, mlp (one hidden layer of 64), or auto: the one, and the L2 strength, with
+    # the lowest log loss on a quarter of the training problems (never the held-out ones)
+    head: str = "auto"
+    l2: Optional[float] = None  # null: chosen from 1e-4, 1e-3, 1e-2, 1e-1
+    epochs: int = 300  # full-batch Adam steps of the head
+    lr: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.heldout_fraction < 1:
+            raise ValueError(f"critic.heldout_fraction must be in [0, 1), got "
+                             f"{self.heldout_fraction}")
+        one_of("critic.head", self.head, ("auto", "linear", "mlp"))
+        if self.l2 is not None and self.l2 < 0:
+            raise ValueError(f"critic.l2 must be >= 0 or null, got {self.l2}")
+        for name in ("max_examples", "max_len", "batch_size", "epochs"):
+            at_least(f"critic.{name}", getattr(self, name), 1)
+        if self.max_len < 64:
+            raise ValueError(f"critic.max_len must be >= 64, got {self.max_len}")
+        if self.path and not Path(self.path).expanduser().is_dir():
+            raise ValueError(f"critic.path={self.path} is not a folder")
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -312,6 +347,7 @@ class TrainConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
     seed: int = 0  # sampling, the learner's initialisation of its RNGs, evaluation draws
 
     def __post_init__(self) -> None:
