@@ -228,6 +228,9 @@ class SynthConfig:
     min_mutation_score: float = 0.6
     timeout_s: float = 5.0  # each reference, mutant and trivial run
     extra_inputs: int = 10  # augment: new inputs tried per problem
+    # augment: the new cases join the problem's tests, or become its held-out tests
+    # (tests.heldout: judged beside the reward tests, never rewarded; rlce/guard.py)
+    augment_into: str = "tests"
     ngram: int = 10  # decontamination: words in a row a statement may not share
     code_ngram: int = 20  # decontamination: tokens in a row a solution may not share
     policy_samples: int = 0  # samples of model.name per kept problem; 0: no difficulty band
@@ -239,6 +242,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         one_of("synth.mode", self.mode, ("propose", "augment"))
+        one_of("synth.augment_into", self.augment_into, ("tests", "heldout"))
         one_of("synth.seeds", self.seeds, SYNTH_SEEDS)
         one_of("synth.kind", self.kind, ("function", "io", "both"))
         for lang in self.languages:

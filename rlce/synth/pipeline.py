@@ -74,6 +74,7 @@ class SynthParams:
     extra_inputs: int = 10  # augment: new inputs tried per problem
     seed: int = 0
     languages: tuple[str, ...] = ("python",)  # io problems are written for each of these
+    augment_into: str = "tests"  # augment: new cases join the tests, or tests.heldout
 
 
 @dataclass
@@ -355,7 +356,12 @@ class Pipeline:
         fig["mutant_kinds"] = dict(item.figures.get("mutant_kinds", {}))
         if item.original is not None:
             row = dict(item.original)
-            row["tests"] = {**row["tests"], "cases": item.cases}
+            if self.p.augment_into == "heldout":  # the reward never sees them (rlce/guard.py)
+                before = row["tests"]["cases"]
+                row["tests"] = {**row["tests"], "cases": before,
+                                "heldout": [c for c in item.cases if c not in before]}
+            else:
+                row["tests"] = {**row["tests"], "cases": item.cases}
             row["augmented"] = {**fig, "cases_before": len(item.original["tests"]["cases"]),
                                 "cases_after": len(item.cases)}
             pid = row["id"]

@@ -100,7 +100,7 @@ def params(cfg: TrainConfig) -> SynthParams:
     return SynthParams(min_tests=s.min_tests, max_tests=s.max_tests, mutants=s.mutants,
                        min_mutation_score=s.min_mutation_score, timeout_s=s.timeout_s,
                        extra_inputs=s.extra_inputs, seed=cfg.seed,
-                       languages=tuple(s.languages))
+                       languages=tuple(s.languages), augment_into=s.augment_into)
 
 
 def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:

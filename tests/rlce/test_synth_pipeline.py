@@ -208,6 +208,15 @@ def test_augment_adds_inputs_and_raises_the_mutation_score(executor, decon):
     assert aug["cases_before"] == 3 and aug["cases_after"] > 3
     assert aug["mutation_score"] > aug["mutation_score_before"]
     assert out["tests"]["cases"][:3] == row["tests"]["cases"]
+    # synth.augment_into=heldout: the same new cases, as held-out tests the reward never sees
+    p = Pipeline(executor, SynthParams(mutants=12, extra_inputs=10, augment_into="heldout"),
+                 decon)
+    p.augment(row)
+    p.finish()
+    (held,) = p.accepted
+    assert held["tests"]["cases"] == row["tests"]["cases"]
+    assert held["tests"]["heldout"] == out["tests"]["cases"][3:]
+    assert parse_problem(held).reward_count == 3
     # the reference must agree with the problem's own expected outputs
     wrong = {**row, "id": "rlce/py/wrong", "tests": {**row["tests"], "cases": [
         {"args": [[1, 2], 5], "expected": 4}, *row["tests"]["cases"][1:]]}}

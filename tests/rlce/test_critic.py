@@ -1,0 +1,166 @@
+"""The execution critic (rlce/critic.py): its figures against their definitions, examples read
+from trajectory stores, and ``rlce critic train``/``eval`` end to end on the tiny model, with
+the bad inputs the issue names."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rlce.critic import CriticError, heldout_problems, load_examples, scores
+from rlce.trajectories import TrajectoryStore
+
+
+def brute_auroc(p, y):
+    pos = [a for a, t in zip(p, y) if t]
+    neg = [a for a, t in zip(p, y) if not t]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_auroc_is_the_share_of_pass_fail_pairs_ranked_right_ties_counting_half():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.integers(0, 5, size=40) / 4  # many ties
+        y = rng.integers(0, 2, size=40)
+        assert scores(p, y)["auroc"] == pytest.approx(brute_auroc(p, y), abs=1e-12)
+    assert np.isnan(scores(np.array([0.1, 0.2]), np.array([1, 1]))["auroc"])
+
+
+def test_calibration_error_and_precision_at_90_percent_recall_by_hand():
+    # bins of width 0.1: {0.05, 0.05} -> mean 0.05 vs 0.5; {0.95, 0.95} -> 0.95 vs 1.0
+    s = scores(np.array([0.05, 0.05, 0.95, 0.95]), np.array([0, 1, 1, 1]))
+    assert s["ece"] == pytest.approx((2 * 0.45 + 2 * 0.05) / 4)
+    # 10 passes: the first 9 are found among the top 12 (3 failures ranked above some)
+    p = np.linspace(1, 0, 20)
+    y = np.array([1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1] + [0] * 7 + [1])
+    s = scores(p, y)
+    assert s["precision_at_90_recall"] == pytest.approx(9 / 12)
+    assert s["threshold_at_90_recall"] == pytest.approx(p[11])
+    assert s["base_rate"] == 0.5 and s["examples"] == 20
+    # a threshold takes the examples tied with it
+    tied = scores(np.array([0.9, 0.5, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0, 0]))
+    assert tied["precision_at_90_recall"] == pytest.approx(2 / 4)
+
+
+def write_store(folder, rows):
+    store = TrajectoryStore(folder)
+    store.add(rows, "train", 1)
+    store.flush()
+
+
+def row(problem, program, status, heldout=(0, 0)):
+    return {"problem": problem, "language": "python", "prompt": f"solve {problem}",
+            "completion": program, "program": program, "status": status, "passed": 1,
+            "total": 1, "reward": 0.0, "policy_version": 0, "tokens": 3,
+            "heldout_passed": heldout[0], "heldout_total": heldout[1], "hardcoded": ""}
+
+
+def test_examples_count_each_program_once_and_a_held_out_failure_is_a_failure(tmp_path):
+    write_store(tmp_path / "run" / "trajectories", [
+        row("a", "x = 1", "passed"), row("a", "x = 1", "passed"), row("a", "x = 2", "failed"),
+        row("b", "y = 1", "passed", heldout=(1, 3)), row("b", "y = 2", "passed", (3, 3))])
+    examples, counts = load_examples([str(tmp_path / "run")])
+    assert [(e.problem, e.program, e.passed) for e in examples] == [
+        ("a", "x = 1", True), ("a", "x = 2", False), ("b", "y = 1", False), ("b", "y = 2", True)]
+    assert counts == {"rows": 5, "no_verdict": 0, "duplicates": 1}
+    # the same store named by its trajectories folder or one shard
+    (shard,) = (tmp_path / "run" / "trajectories").glob("part-*.parquet")
+    for path in (tmp_path / "run" / "trajectories", shard):
+        assert load_examples([str(path)])[0] == examples
+
+
+def test_stores_without_verdicts_or_that_are_not_stores_are_refused_by_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "bare").mkdir()
+    pq.write_table(pa.table({"prompt": ["p"], "completion": ["c"]}),
+                   tmp_path / "bare" / "part-00000.parquet")
+    with pytest.raises(CriticError, match=r"part-00000.parquet: a trajectory store without "
+                                          r"problem, program, status"):
+        load_examples([str(tmp_path / "bare")])
+    write_store(tmp_path / "none", [row("a", "x", None)])
+    with pytest.raises(CriticError, match=r"no executed sample with a verdict \(1 rows, 1 "):
+        load_examples([str(tmp_path / "none")])
+    with pytest.raises(CriticError, match="does not exist"):
+        load_examples([str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CriticError, match="holds no trajectory store"):
+        load_examples([str(tmp_path / "empty")])
+    with pytest.raises(CriticError, match="critic.stores is empty"):
+        load_examples([])
+
+
+def test_problems_are_held_out_by_a_hash_of_their_id():
+    problems = {f"p{i}" for i in range(40)}
+    held = heldout_problems(problems, 0.25, seed=0)
+    assert len(held) == 10 and held == heldout_problems(problems, 0.25, seed=0)
+    assert held != heldout_problems(problems, 0.25, seed=1)
+    assert heldout_problems({"a", "b"}, 0.01, 0) and len(heldout_problems({"a", "b"}, .99, 0)) == 1
+    assert heldout_problems(problems, 0.0, 0) == set()
+
+
+# -- the commands on the tiny model ---------------------------------------------------------
+
+def rlce(args, cwd):
+    return subprocess.run([sys.executable, "-m", "rlce.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_critic_train_and_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_model):
+    """A store whose passing programs say so in a word the backbone reads: the head learns
+    its training problems; eval reproduces the held-out figures; the folder is a Hugging
+    Face model; bad inputs stop with one line naming them."""
+    from transformers import AutoModel, AutoTokenizer
+
+    rows = []
+    for i in range(24):
+        for k in range(6):
+            ok = k % 2 == 0
+            rows.append(row(f"p{i}", f"def f(x):\n    return {'good' if ok else 'bad'}({k}, x)",
+                            "passed" if ok else "failed"))
+    write_store(tmp_path / "run" / "trajectories", rows)
+    common = ["model=tiny", f"critic.stores=[{tmp_path / 'run'}]", "logging.progress=false",
+              f"logging.dir={tmp_path / 'out'}"]
+    out = rlce(["critic", "train", *common], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (folder,) = (tmp_path / "out").glob("*/critic")
+    info = json.loads((folder / "critic.json").read_text())
+    assert len(info["heldout"]) == 6 and len(info["trained_on"]) == 18
+    assert info["examples"]["train"] == 108 and info["examples"]["heldout"] == 36
+    assert info["head"] in ("linear", "mlp") and len(info["selection"]) == 8
+    assert info["figures"]["train"]["auroc"] > 0.95  # the word is there to be learned
+    assert "held-out problems: 36 examples (18 passed" in out.stdout
+    AutoModel.from_pretrained(folder)  # a Hugging Face folder as it is
+    AutoTokenizer.from_pretrained(folder)
+
+    out = rlce(["critic", "eval", *common, f"critic.path={folder}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (result,) = (tmp_path / "out").glob("*/critic-eval.json")
+    ev = json.loads(result.read_text())
+    for key, value in info["figures"]["heldout"].items():  # the same examples, same figures
+        assert ev["unseen problems"][key] == pytest.approx(value, abs=1e-6), key
+    assert ev["problems it trained on"]["examples"] == 108
+
+    # a tokenizer that is not the model's
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_tokens([f"<extra{i}>" for i in range(5000)])
+    tok.save_pretrained(folder)
+    out = rlce(["critic", "eval", *common, f"critic.path={folder}"], tmp_path)
+    assert out.returncode == 2 and "its tokenizer has" in out.stderr
+    assert "the tokenizer is not this model's" in out.stderr, out.stderr[-2000:]
+    # not a critic, and a store without verdicts
+    out = rlce(["critic", "eval", *common, f"critic.path={tmp_path}"], tmp_path)
+    assert out.returncode == 2 and "not a critic" in out.stderr, out.stderr[-2000:]
+    write_store(tmp_path / "noverdict", [row("a", "x", None)])
+    out = rlce(["critic", "train", "model=tiny", f"critic.stores=[{tmp_path / 'noverdict'}]",
+                f"logging.dir={tmp_path / 'out2'}"], tmp_path)
+    assert out.returncode == 2 and "no executed sample with a verdict" in out.stderr
+    assert not list((tmp_path / "out2").glob("*/critic"))
