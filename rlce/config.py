@@ -89,9 +89,13 @@ class EvalConfig:
     # rlce eval: an earlier evaluation's JSON (eval.json, eval-before.json, ...) to compare
     # with, problem by problem (the paired difference in pass@1, its z and one-sided p)
     against: Optional[str] = None
+    # none, or critic: also pass@1 of the sample the critic (critic.path) rates most likely
+    # to pass among each problem's eval.n, against a random one (rlce eval)
+    rerank: str = "none"
 
     def __post_init__(self) -> None:
         one_of("eval.set", self.set, EVAL_SETS)
+        one_of("eval.rerank", self.rerank, ("none", "critic"))
         if self.against and not Path(self.against).expanduser().is_file():
             raise ValueError(f"eval.against={self.against} is not a file (give an eval.json "
                              "of rlce eval or an eval-*.json of rlce train)")
@@ -355,6 +359,8 @@ class TrainConfig:
     seed: int = 0  # sampling, the learner's initialisation of its RNGs, evaluation draws
 
     def __post_init__(self) -> None:
+        if self.eval.rerank == "critic" and not self.critic.path:
+            raise ValueError("eval.rerank=critic needs critic.path=<a critic folder>")
         if self.rounds.count:
             if self.algo.loss != "pg" or self.algo.sft_from:
                 raise ValueError("rounds.count > 0 alternates algo.loss itself: leave algo "

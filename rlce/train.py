@@ -690,6 +690,11 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     run_dir = (run_dir or new_run_dir(cfg)).resolve()
     eval_set = eval_problems(cfg.eval, cfg.data)  # a bad set fails before anything starts
     check_model(cfg)
+    critic = None
+    if cfg.eval.rerank == "critic":  # (a bad critic fails before anything starts too)
+        from rlce.critic import Critic
+
+        critic = Critic(cfg.critic.path, cfg.critic.batch_size)
     parts = Parts(cfg, learner=False)
     try:
         result = _evaluator(cfg, parts, eval_set, cfg.logging.progress)("the model")
@@ -697,6 +702,16 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
         parts.close()
     result = {"model": cfg.model.name, "set": cfg.eval.set, "n": cfg.eval.n,
               "temperature": cfg.eval.temperature, **result}
+    if critic is not None:
+        from rlce.critic import example_of, rerank
+
+        say(f"reranking with the critic {cfg.critic.path}", cfg.logging.progress)
+        records = result["_trajectories"]
+        rr = rerank(records, critic.predict([example_of(r) for r in records],
+                                            cfg.logging.progress))
+        result.update({f"eval/{k}": v for k, v in rr.items() if k != "paired"})
+        if "paired" in rr:
+            result["rerank_paired"] = rr["paired"]
     run_dir.mkdir(parents=True, exist_ok=True)
     store = trajectory_store(cfg, run_dir)
     store.add(result.pop("_trajectories"), "eval", 0)
@@ -706,8 +721,11 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     out = run_dir / "eval.json"
     _save_eval(out, result)
     for k, v in _scalars(result).items():
-        if k != "paired_against":
+        if k not in ("paired_against", "rerank_paired"):
             print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+    if result.get("rerank_paired"):
+        print(f"critic's pick against a random sample, paired by problem: "
+              f"{paired_text(result['rerank_paired'])}")
     if result.get("paired_against"):
         print(f"paired by problem against {cfg.eval.against}: "
               f"{paired_text(result['paired_against'])}")

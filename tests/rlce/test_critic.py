@@ -164,3 +164,20 @@ def test_critic_train_and_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_model
                 f"logging.dir={tmp_path / 'out2'}"], tmp_path)
     assert out.returncode == 2 and "no executed sample with a verdict" in out.stderr
     assert not list((tmp_path / "out2").glob("*/critic"))
+
+
+def test_reranking_picks_each_problems_most_likely_sample_and_pairs_it_with_a_random_one():
+    from rlce.critic import rerank
+
+    recs = [{"problem": p, "status": s} for p, s in [
+        ("a", "failed"), ("a", "passed"), ("a", "failed"), ("a", "failed"),  # 1 of 4
+        ("b", "passed"), ("b", "failed"), ("b", "failed"), ("b", "failed"),  # 1 of 4
+        ("c", "failed"), ("c", "failed"), ("c", "failed"), ("c", "failed")]]  # 0 of 4
+    p = np.array([.1, .9, .2, .3,  .2, .8, .2, .1,  .5, .5, .5, .5])
+    out = rerank(recs, p)
+    # a: picks the pass; b: picks a failure; c: a tie, the first (a failure)
+    assert out["pass@1_rerank"] == pytest.approx(1 / 3)
+    assert out["pass@1_random"] == pytest.approx((0.25 + 0.25 + 0) / 3)
+    d = out["paired"]
+    assert (d["better"], d["worse"], d["same"]) == (1, 1, 1)
+    assert d["diff"] == pytest.approx(1 / 3 - 1 / 6)
