@@ -324,8 +324,19 @@ class CriticConfig:
     epochs: int = 300  # full-batch Adam steps of the head
     lr: float = 0.01
     seed: int = 0
+    # its uses in rlce train (critic.path): a sample it rates below prescreen_tau is not
+    # executed and gets a failing verdict (prescreen_audit: executed anyway, to count the
+    # passes that loses, and scored as not executed); baseline: advantages are the reward
+    # minus the mean of its ratings of the group's other samples
+    prescreen: bool = False
+    prescreen_tau: float = 0.05
+    prescreen_audit: bool = False
+    baseline: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 <= self.prescreen_tau <= 1:
+            raise ValueError(f"critic.prescreen_tau must be in [0, 1], got "
+                             f"{self.prescreen_tau}")
         if not 0 <= self.heldout_fraction < 1:
             raise ValueError(f"critic.heldout_fraction must be in [0, 1), got "
                              f"{self.heldout_fraction}")
@@ -361,6 +372,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.eval.rerank == "critic" and not self.critic.path:
             raise ValueError("eval.rerank=critic needs critic.path=<a critic folder>")
+        for use in ("prescreen", "baseline"):
+            if getattr(self.critic, use) and not self.critic.path:
+                raise ValueError(f"critic.{use}=true needs critic.path=<a critic folder>")
+        if self.critic.baseline and self.algo.n < 2:
+            raise ValueError("critic.baseline=true compares a sample with the rest of its "
+                             "group: it needs algo.n >= 2")
         if self.rounds.count:
             if self.algo.loss != "pg" or self.algo.sft_from:
                 raise ValueError("rounds.count > 0 alternates algo.loss itself: leave algo "

@@ -95,6 +95,12 @@ class RoundStats:
     hardcoded: int = 0
     penalized: int = 0
     all_passed: int = 0
+    # the critic's uses (rlce/critic.py): samples not executed because it rated them below
+    # critic.prescreen_tau, those of them that passed (known only with prescreen_audit), and
+    # the seconds it spent rating
+    prescreened: int = 0
+    prescreen_lost: int = 0
+    critic_s: float = 0.0
 
     def __iadd__(self, other: RoundStats) -> Self:
         for f in dataclasses.fields(self):
@@ -116,13 +122,15 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                          settings: SamplingSettings, reward: RewardFn, overlong: str = "keep",
                          overlong_penalty: float = 0.0,
                          on_verdict: Callable[[], None] | None = None,
-                         guard: Guard | None = None) -> Batch:
+                         guard: Guard | None = None, critic: CriticUse | None = None) -> Batch:
     """Stream samples from the engines (a ``RolloutPool``); each one's program goes to the
     fleet as it arrives (``on_verdict()`` is called as each verdict comes back). Returns the
     scored groups, what happened (verdict mix, times, lengths) and per-sample records
     (problem, status, reward, text). With a ``guard`` the reward sees only each problem's
     reward tests (held-out ones are judged beside them); without one (evaluation) every
-    test counts."""
+    test counts. ``critic`` (``CriticUse``): pre-screening (a sample it rates below its
+    threshold is not executed and gets a failing verdict) and its baseline (each group's
+    advantages against the critic's ratings of the group's other samples)."""
     by_id = {p.id: p for p in problems}
     problems = list(by_id.values())  # a problem drawn twice is generated for once
     lock = threading.Lock()
@@ -144,11 +152,25 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
             on_verdict()
 
     programs: dict[str, str] = {}
+    ratings: dict[str, float] = {}  # the critic's P(pass) of each sample it rated
+    screened: set[str] = set()
+    critic_s = 0.0
     for s in pool.generate([prompt_for(p) for p in problems], settings):
         samples.append(s)
         problem = by_id[s.problem_id]
         sid = f"{s.problem_id}#{s.index}"
         programs[sid] = program_for(problem, s.text)
+        if critic is not None and critic.prescreen:
+            t = time.perf_counter()
+            ratings[sid] = critic.rate(problem, programs[sid])
+            critic_s += time.perf_counter() - t
+            if ratings[sid] < critic.tau:
+                screened.add(sid)
+                if not critic.audit:  # not executed: the verdict of a program that failed
+                    take(Verdict(sid, "failed", 0, problem.reward_count, [], 0.0,
+                                 message=f"pre-screened: the critic rated it "
+                                         f"{ratings[sid]:.3f} < {critic.tau}").to_dict())
+                    continue
         fleet.submit(problem.job(programs[sid], sid), take)
     gen_s = time.perf_counter() - t0
     if len(samples) < expected:  # aborted requests: their verdicts never come
@@ -167,12 +189,19 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                        latency=[s.latency_s for s in samples],
                        truncated=sum(s.finish_reason == "length" for s in samples))
     stats.completion_tokens = sum(stats.lengths)
+    stats.prescreened = len(screened)
     records = []
     passed: dict[str, list[tuple[str, ScoredSample]]] = defaultdict(list)
     for s in samples:
         sid = f"{s.problem_id}#{s.index}"
         v = verdicts[sid]
         judged = guard.judge(by_id[s.problem_id], v, programs[sid]) if guard else Judged(v)
+        if sid in screened and critic is not None and critic.audit:
+            # executed only to count what pre-screening loses: it is scored as not executed
+            stats.prescreen_lost += judged.verdict.status == "passed" and not (
+                judged.heldout_failed)
+            judged = Judged(Verdict(sid, "failed", 0, judged.verdict.total, [], 0.0,
+                                    message="pre-screened (audited)"))
         v = judged.verdict
         stats.verdicts[v.status] += 1
         if v.status == "sandbox_error":  # the executor failed, not the program: no reward
@@ -212,11 +241,62 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                         "generate_latency_s": s.latency_s, "execute_s": v.duration_s,
                         "heldout_passed": judged.heldout_passed,
                         "heldout_total": judged.heldout_total,
-                        "hardcoded": judged.hardcoded, "penalized": penalized})
+                        "hardcoded": judged.hardcoded, "penalized": penalized,
+                        "critic_p": ratings.get(sid), "prescreened": sid in screened})
     groups = [TrainGroup(pid, tuple(ss)) for pid, ss in grouped.items() if len(ss) > 1]
+    if critic is not None and critic.baseline and groups:
+        t = time.perf_counter()
+        groups = critic.advantages(groups, by_id, records)
+        critic_s += time.perf_counter() - t
+    stats.critic_s = critic_s
     stats.execute_tail_s = max(0.0, exec_done_at - t0 - gen_s)
     stats.wall_s = time.perf_counter() - t0
     return Batch(groups, stats, records, dict(passed))
+
+
+@dataclass
+class CriticUse:
+    """How the loop uses an execution critic (``rlce.critic.Critic``, or anything with its
+    ``predict``): ``prescreen`` below ``tau`` (``audit``: execute them anyway, to count the
+    passes that pre-screening loses, but score them as not executed), and ``baseline``."""
+
+    critic: Any
+    prescreen: bool = False
+    tau: float = 0.05
+    audit: bool = False
+    baseline: bool = False
+
+    def rate(self, problem: Problem, program: str) -> float:
+        from rlce.critic import Example
+
+        ex = Example(problem.id, problem.language, problem.prompt, program, False)
+        return float(self.critic.predict([ex])[0])
+
+    def advantages(self, groups: list[TrainGroup], by_id: dict[str, Problem],
+                   records: list[dict[str, Any]]) -> list[TrainGroup]:
+        """Each sample's advantage: its reward minus the mean of the critic's ratings of
+        the other samples of its group (leave-one-out, so a sample's own program never
+        moves its baseline). A group whose rewards are all equal keeps a signal where the
+        critic expected otherwise."""
+        from rlce.critic import Example
+
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:  # in the order of the groups' samples
+            rows[r["problem"]].append(r)
+        todo = [(g, rows[g.problem_id]) for g in groups]
+        examples = [Example(g.problem_id, by_id[g.problem_id].language,
+                            by_id[g.problem_id].prompt, r["program"], False)
+                    for g, rs in todo for r in rs]
+        p = iter(self.critic.predict(examples))
+        out = []
+        for g, rs in todo:
+            c = [float(next(p)) for _ in rs]
+            for r, ci in zip(rs, c):
+                r["critic_p"] = ci
+            total = sum(c)
+            adv = tuple(s.reward - (total - ci) / (len(c) - 1) for s, ci in zip(g.samples, c))
+            out.append(dataclasses.replace(g, advantages=adv))
+        return out
 
 
 ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
@@ -237,7 +317,8 @@ class Controller:
                  between_steps: Callable[[int, dict[str, list[int]]], dict[str, Any]]
                  | None = None,
                  pairs: Iterator[list[TrainGroup]] | None = None,
-                 stop: GracefulStop | None = None, guard: Guard | None = None) -> None:
+                 stop: GracefulStop | None = None, guard: Guard | None = None,
+                 critic: CriticUse | None = None) -> None:
         from actors.rollout import RolloutPool
 
         self.problems, self.engines, self.fleet, self.learner = problems, engines, fleet, learner
@@ -247,6 +328,7 @@ class Controller:
         self.pool = RolloutPool(engines)
         self.pairs = pairs  # algo.sft_from: each step trains on the next batch of these
         self.guard = guard or Guard()  # the reward sees only reward tests (rlce/guard.py)
+        self.critic = critic  # pre-screening and the critic's baseline (CriticUse)
         self.stop = stop  # SIGTERM/SIGINT: checked before each draw and after each step
         self.restarts = 0
         self.prompts_skipped = 0
@@ -342,7 +424,8 @@ class Controller:
                 return generate_and_execute(self.pool, self.fleet, problems,
                                             settings or self.settings,
                                             self.reward, self.algo.overlong,
-                                            self.algo.overlong_penalty, guard=self.guard)
+                                            self.algo.overlong_penalty, guard=self.guard,
+                                            critic=self.critic)
             except ENGINE_ERRORS:
                 self._replace_dead_engines()
 
@@ -441,7 +524,9 @@ class Controller:
             age = version - min(s.policy_version for s in g.samples)
             if self.algo.staleness and age > self.algo.staleness:
                 stale += 1  # too old for the bound: dropped, not trusted
-            elif self.algo.drop_uniform_groups and max(rs) == min(rs):
+            elif self.algo.drop_uniform_groups and (
+                    max(rs) == min(rs) if g.advantages is None
+                    else all(a == 0 for a in g.advantages)):
                 uniform += 1  # no signal: every sample got the same reward
             else:
                 kept.append(g)
@@ -513,6 +598,10 @@ class Controller:
                                             "retries", "deduplicated") if k in fm},
             "time/generate_s": stats.generate_s, "time/execute_s": stats.execute_tail_s,
             "time/wait_s": wait_s, "time/train_s": 0.0, "time/publish_s": 0.0}
+        if self.critic is not None:
+            m.update({"exec/prescreened": stats.prescreened,
+                      "exec/prescreen_lost": stats.prescreen_lost,
+                      "time/critic_s": stats.critic_s})
         if kept:
             with self._lock:
                 t = time.perf_counter()

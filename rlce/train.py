@@ -353,6 +353,14 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
     eval_set = eval_problems(cfg.eval, cfg.data)
     model_path = check_model(cfg)
     pairs = sft_pairs(cfg, model_path)
+    critic_use = None
+    if cfg.critic.prescreen or cfg.critic.baseline:  # (a bad critic fails before Ray starts)
+        from rlce.controller import CriticUse
+        from rlce.critic import Critic
+
+        c = cfg.critic
+        critic_use = CriticUse(Critic(c.path, c.batch_size), c.prescreen, c.prescreen_tau,
+                               c.prescreen_audit, c.baseline)
     start_step, drawn, state = 0, 0, {}
     digest = fingerprint(problems) if isinstance(problems, list) else None
     # (after the fingerprint: it is of the file; the split is the config's)
@@ -549,7 +557,8 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                               samples_kept=cfg.logging.samples_per_step,
                               make_engine=parts.new_engine, log=log, between_steps=between,
                               pairs=pairs, stop=stop,
-                              guard=Guard(cfg.reward.heldout, cfg.reward.hardcode))
+                              guard=Guard(cfg.reward.heldout, cfg.reward.hardcode),
+                              critic=critic_use)
 
         with stop.deferred():  # the controller stops at its own safe points
             if not phases:

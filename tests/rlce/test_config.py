@@ -36,7 +36,9 @@ SPECIAL = {"rollout.backend": "transformers", "rollout.inflight_update": "wait",
            "algo.aggregation": "seq_mean", "algo.kl_kind": "k1", "algo.overlong": "filter",
            "algo.top_p": None, "data.source": "generator", "data.on_error": "raise", "data.on_change": "continue",
            "eval.set": "humaneval", "reward.name": "fraction",
-           "reward.heldout": "penalize", "reward.hardcode": "penalize", "reward.on_alert": "stop", "logging.mode": "offline",
+           "reward.heldout": "penalize", "reward.hardcode": "penalize", "reward.on_alert": "stop",
+           "critic.head": "mlp", "critic.path": None, "critic.prescreen": None,
+           "critic.baseline": None, "eval.rerank": None, "synth.augment_into": "heldout", "logging.mode": "offline",
            "checkpoint.resume": None, "data.path": None, "eval.path": None,
            "algo.stop": ["END"], "eval.k": [1, 2], "model.name": "tiny-llama-test",
            "executor.sandbox": None, "algo.clip_low": 0.1, "learner.min_lr_ratio": 0.5,
@@ -156,3 +158,17 @@ def test_rounds_phases_and_their_checks():
 
 def test_resume_auto_is_taken_as_it_is_until_the_run_folder_is_known():
     assert load_config(["checkpoint.resume=auto"]).checkpoint.resume == "auto"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["eval.rerank=critic"], "eval.rerank=critic needs critic.path"),
+    (["critic.prescreen=true"], "critic.prescreen=true needs critic.path"),
+    (["critic.baseline=true"], "critic.baseline=true needs critic.path"),
+    (["critic.baseline=true", "critic.path=.", "algo.n=1"], "it needs algo.n >= 2"),
+    (["critic.path=/no/such/critic"], "critic.path=/no/such/critic is not a folder"),
+    (["reward.heldout_fraction=1.0"], r"reward.heldout_fraction must be in \[0, 1\)"),
+    (["critic.prescreen_tau=2"], r"critic.prescreen_tau must be in \[0, 1\]"),
+])
+def test_the_guard_and_critic_options_are_checked_together(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(overrides)

@@ -181,3 +181,91 @@ def test_reranking_picks_each_problems_most_likely_sample_and_pairs_it_with_a_ra
     d = out["paired"]
     assert (d["better"], d["worse"], d["same"]) == (1, 1, 1)
     assert d["diff"] == pytest.approx(1 / 3 - 1 / 6)
+
+
+class FixedCritic:
+    """Ratings by program text (the thing under test is what the loop does with them)."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def predict(self, examples):
+        self.calls += 1
+        return np.array([self.table[ex.program.strip()] for ex in examples])
+
+
+def run_round(critic_use, programs, verdict_of):
+    from rlce.controller import generate_and_execute
+    from rlce.core.types import Sample, SamplingSettings
+    from rlce.data import parse_problem
+    from rlce.rewards import binary
+
+    problem = parse_problem({"id": "p", "language": "python", "prompt": "Write f.",
+                             "tests": {"format": "call", "fn_name": "f",
+                                       "cases": [{"args": [1], "expected": 1}]}})
+    submitted = []
+
+    class Pool:
+        def generate(self, prompts, settings):
+            for i, prog in enumerate(programs):
+                yield Sample("p", i, (1,), (2,), (-0.1,), f"```python\n{prog}\n```", "stop", 0, 0)
+
+    class Fleet:
+        def submit(self, job, callback):
+            submitted.append(job["id"])
+            ok = verdict_of[job["source"].strip()]
+            callback({"id": job["id"], "status": "passed" if ok else "failed",
+                      "passed": int(ok), "total": 1, "tests": [], "duration_s": 0.0})
+
+        def check(self):
+            pass
+
+    batch = generate_and_execute(Pool(), Fleet(), [problem], SamplingSettings(n=len(programs)),
+                                 binary, critic=critic_use)
+    return batch, submitted
+
+
+PROGRAMS = ["def f(x): return x", "def f(x): return 1", "def f(x): return 0",
+            "def f(x): return -x"]
+RATINGS = {PROGRAMS[0]: 0.9, PROGRAMS[1]: 0.01, PROGRAMS[2]: 0.02, PROGRAMS[3]: 0.5}
+PASSES = {PROGRAMS[0]: True, PROGRAMS[1]: True, PROGRAMS[2]: False, PROGRAMS[3]: False}
+
+
+@pytest.mark.slow  # rlce.controller imports ray
+def test_pre_screening_skips_what_the_critic_rates_low_and_an_audit_counts_the_lost_passes():
+    from rlce.controller import CriticUse
+
+    use = CriticUse(FixedCritic(RATINGS), prescreen=True, tau=0.05)
+    batch, submitted = run_round(use, PROGRAMS, PASSES)
+    assert submitted == ["p#0", "p#3"]  # two of four executed
+    assert [r["status"] for r in batch.records] == ["passed", "failed", "failed", "failed"]
+    assert [r["prescreened"] for r in batch.records] == [False, True, True, False]
+    assert [r["reward"] for r in batch.records] == [1.0, 0.0, 0.0, 0.0]
+    assert batch.stats.prescreened == 2 and batch.stats.prescreen_lost == 0  # unknown
+    # audited: every program runs, the screened ones are still scored as not executed, and
+    # the pass the critic threw away is counted
+    use = CriticUse(FixedCritic(RATINGS), prescreen=True, tau=0.05, audit=True)
+    batch, submitted = run_round(use, PROGRAMS, PASSES)
+    assert len(submitted) == 4
+    assert [r["reward"] for r in batch.records] == [1.0, 0.0, 0.0, 0.0]
+    assert batch.stats.prescreened == 2 and batch.stats.prescreen_lost == 1
+    assert [r["critic_p"] for r in batch.records] == [0.9, 0.01, 0.02, 0.5]
+
+
+@pytest.mark.slow  # rlce.controller imports ray
+def test_the_critic_baseline_is_the_mean_rating_of_the_groups_other_samples():
+    from rlce.controller import CriticUse
+
+    critic = FixedCritic(RATINGS)
+    batch, _ = run_round(CriticUse(critic, baseline=True), PROGRAMS, PASSES)
+    (group,) = batch.groups
+    c = [RATINGS[p] for p in PROGRAMS]
+    r = [1.0, 1.0, 0.0, 0.0]
+    want = [r[i] - (sum(c) - c[i]) / 3 for i in range(4)]
+    assert group.advantages == pytest.approx(want)
+    assert critic.calls == 1  # one batch for the round
+    # a group whose samples all failed still has a signal where the critic expected passes
+    batch, _ = run_round(CriticUse(FixedCritic(RATINGS), baseline=True), PROGRAMS,
+                         dict.fromkeys(PROGRAMS, False))
+    (group,) = batch.groups
+    assert all(a < 0 for a in group.advantages) and len(set(group.advantages)) == 4
