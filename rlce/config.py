@@ -311,6 +311,9 @@ class CriticConfig:
     # trajectory stores to learn from or score on: run folders, trajectories folders or
     # Parquet files
     stores: list[str] = field(default_factory=list)
+    # which samples of the stores: prefixes of their source (train; eval takes every
+    # evaluation's, which may be of an evaluation set such as HumanEval)
+    sources: list[str] = field(default_factory=lambda: ["train"])
     backbone: Optional[str] = None  # null: model.name (the policy's own model)
     path: Optional[str] = None  # a critic folder (rlce critic eval, and the critic's uses)
     heldout_fraction: float = 0.25  # of the problems, held out of training for the figures
@@ -375,6 +378,15 @@ class TrainConfig:
         for use in ("prescreen", "baseline"):
             if getattr(self.critic, use) and not self.critic.path:
                 raise ValueError(f"critic.{use}=true needs critic.path=<a critic folder>")
+        if self.critic.prescreen_audit and not self.critic.prescreen:
+            raise ValueError("critic.prescreen_audit=true audits pre-screening: it needs "
+                             "critic.prescreen=true")
+        if self.critic.baseline and (self.algo.loss != "pg" or self.algo.sft_from):
+            raise ValueError("critic.baseline=true sets policy-gradient advantages: it has "
+                             "no use with algo.loss=sft or algo.sft_from")
+        if self.eval.rerank == "critic" and self.eval.n < 2:
+            raise ValueError("eval.rerank=critic picks one of each problem's samples: it "
+                             "needs eval.n >= 2")
         if self.critic.baseline and self.algo.n < 2:
             raise ValueError("critic.baseline=true compares a sample with the rest of its "
                              "group: it needs algo.n >= 2")

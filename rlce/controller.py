@@ -211,19 +211,20 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
             continue
         r = float(reward(v, s.text))
         penalized = guard is not None and guard.penalized(judged)
+        if penalized:  # passed its reward tests by satisfying them, not the problem
+            r = 0.0
+        cut = s.finish_reason == "length"
+        if cut and overlong == "filter":
+            stats.overlong_filtered += 1
+            continue
+        # the guard's counts, over the samples that are kept (as the records are)
+        stats.penalized += penalized
         if v.status == "passed":
             stats.reward_passed += 1
             stats.heldout_judged += judged.heldout_total > 0
             stats.heldout_failed += judged.heldout_failed
             stats.hardcoded += bool(judged.hardcoded)
             stats.all_passed += not judged.heldout_failed
-        if penalized:  # passed its reward tests by satisfying them, not the problem
-            stats.penalized += 1
-            r = 0.0
-        cut = s.finish_reason == "length"
-        if cut and overlong == "filter":
-            stats.overlong_filtered += 1
-            continue
         if cut and overlong == "penalty":
             r -= overlong_penalty
         scored = ScoredSample(s.prompt_ids, s.completion_ids, s.logprobs, r, s.policy_version)
@@ -641,7 +642,7 @@ def pass_counts(records: list[dict[str, Any]]) -> dict[str, list[int]]:
     counts: dict[str, list[int]] = {}
     for r in records:
         c = counts.setdefault(r["problem"], [0, 0])
-        c[0] += r["status"] == "passed"
+        c[0] += r["status"] == "passed" and not r.get("penalized")  # a caught hack fails
         c[1] += 1
     return counts
 

@@ -69,16 +69,20 @@ def store_files(path: str | Path) -> list[Path]:
                       "in it or in its trajectories folder)")
 
 
-def load_examples(paths: list[str]) -> tuple[list[Example], dict[str, int]]:
+def load_examples(paths: list[str], sources: tuple[str, ...] = ("train",)
+                  ) -> tuple[list[Example], dict[str, int]]:
     """The examples of every store, each (problem, program) once, and what was read:
-    ``rows``, ``no_verdict`` (rows without a status, left out), ``duplicates``."""
+    ``rows``, ``no_verdict`` (rows without a verdict: no status, or not executed because a
+    critic pre-screened them), ``other_source`` (rows of a source not in ``sources``, e.g.
+    a training run's evaluations, which may be of an evaluation set), ``duplicates``.
+    ``sources``: the stores' ``source`` prefixes to read (``train``, ``eval``)."""
     import pyarrow.parquet as pq
 
     if not paths:
         raise CriticError("critic.stores is empty: give run folders or trajectory stores "
                           "(critic.stores=[runs/<time>,...])")
     seen: dict[tuple[str, str], Example] = {}
-    counts = {"rows": 0, "no_verdict": 0, "duplicates": 0}
+    counts = {"rows": 0, "no_verdict": 0, "other_source": 0, "duplicates": 0}
     for path in paths:
         for shard in store_files(path):
             table = pq.read_table(shard)
@@ -88,7 +92,10 @@ def load_examples(paths: list[str]) -> tuple[list[Example], dict[str, int]]:
                                   f"{', '.join(missing)}: it holds no verdicts to learn from")
             for r in table.to_pylist():
                 counts["rows"] += 1
-                if not r.get("status") or r.get("program") is None:
+                if not str(r.get("source") or "train").startswith(tuple(sources)):
+                    counts["other_source"] += 1
+                    continue
+                if not r.get("status") or r.get("program") is None or r.get("prescreened"):
                     counts["no_verdict"] += 1
                     continue
                 held_ok = (r.get("heldout_passed") or 0) >= (r.get("heldout_total") or 0)
@@ -105,12 +112,24 @@ def load_examples(paths: list[str]) -> tuple[list[Example], dict[str, int]]:
     return list(seen.values()), counts
 
 
+LANGUAGE_PARTS = {"python", "py", "javascript", "js", "go", "rust", "cpp"}
+
+
+def family(problem: str) -> str:
+    """A problem's id without the parts that name a language: one io problem written for
+    several languages (``rlce/go/sum-two``, ``rlce/rust/sum-two``; ``synth/io-ab12/cpp``) is
+    one family, held out or trained on whole."""
+    return "/".join(part for part in problem.split("/") if part not in LANGUAGE_PARTS)
+
+
 def heldout_problems(problems: set[str], fraction: float, seed: int) -> set[str]:
-    """``fraction`` of the problems (at least one where there are two), chosen by a hash
-    of each problem's id and ``seed``."""
-    order = sorted(problems, key=lambda p: hashlib.sha256(f"{seed}\0{p}".encode()).hexdigest())
-    count = min(len(order) - 1, max(1, round(fraction * len(order)))) if fraction else 0
-    return set(order[:count])
+    """``fraction`` of the problem families (at least one where there are two), chosen by
+    a hash of each family and ``seed``; every problem of those families."""
+    families = sorted({family(p) for p in problems},
+                      key=lambda f: hashlib.sha256(f"{seed}\0{f}".encode()).hexdigest())
+    count = min(len(families) - 1, max(1, round(fraction * len(families)))) if fraction else 0
+    held = set(families[:count])
+    return {p for p in problems if family(p) in held}
 
 
 def subsample(examples: list[Example], limit: int, seed: int) -> list[Example]:
@@ -354,7 +373,7 @@ def train_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
     c = cfg.critic
     t0 = time.perf_counter()
-    examples, counts = load_examples(list(c.stores))
+    examples, counts = load_examples(list(c.stores), tuple(c.sources))
     problems = {ex.problem for ex in examples}
     held = heldout_problems(problems, c.heldout_fraction, c.seed)
     train = subsample([ex for ex in examples if ex.problem not in held], c.max_examples, c.seed)
@@ -365,8 +384,9 @@ def train_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
                           f"{'a pass' if y_train.max(initial=0) else 'a failure'}: nothing "
                           "to tell apart")
     print(f"critic: {len(examples)} examples of {len(problems)} problems from "
-          f"{len(c.stores)} store(s) ({counts['rows']} rows, {counts['duplicates']} "
-          f"duplicates and {counts['no_verdict']} without a verdict left out); training on "
+          f"{len(c.stores)} store(s) ({counts['rows']} rows; left out: {counts['duplicates']} "
+          f"duplicates, {counts['no_verdict']} without a verdict, {counts['other_source']} "
+          f"not from {'/'.join(c.sources)}); training on "
           f"{len(train)} of {len(problems) - len(held)} problems, holding out {len(test)} of "
           f"{len(held)}", flush=True)
     backbone_path = resolve_model(c.backbone or cfg.model.name)
@@ -407,7 +427,7 @@ def eval_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
     if not c.path:
         raise CriticError("rlce critic eval needs critic.path=<a critic folder>")
     critic = Critic(c.path, c.batch_size)
-    examples, counts = load_examples(list(c.stores))
+    examples, counts = load_examples(list(c.stores), tuple(c.sources))
     seen = set(critic.info["trained_on"])
     groups = {"unseen problems": [ex for ex in examples if ex.problem not in seen],
               "problems it trained on": [ex for ex in examples if ex.problem in seen]}
@@ -449,9 +469,10 @@ def rerank(records: list[dict[str, Any]], p_pass: np.ndarray) -> dict[str, Any]:
         best = max(rows, key=lambda i: (p_pass[i], -i))
         picked[pid] = [int(records[best]["status"] == "passed"), 1]
         random_pick[pid] = [sum(records[i]["status"] == "passed" for i in rows), len(rows)]
-    out = {"problems": len(by_problem),
-           "pass@1_rerank": float(np.mean([c for c, _ in picked.values()])),
-           "pass@1_random": float(np.mean([c / n for c, n in random_pick.values()]))}
+    out = {"rerank_problems": len(by_problem),
+           "pass@1_rerank": float(np.mean([c for c, _ in picked.values()])) if picked else 0.0,
+           "pass@1_random": float(np.mean([c / n for c, n in random_pick.values()]))
+           if picked else 0.0}
     if len(by_problem) >= 2:
         out["paired"] = paired_difference(random_pick, picked)
     return out

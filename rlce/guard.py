@@ -349,16 +349,18 @@ def _branches(tree: ast.AST) -> list[tuple[list[Any], list[Any]]]:
     return out
 
 
-def _tables(tree: ast.AST) -> list[tuple[Any, Any]]:
-    """(key, value) of every dict literal entry whose key and value are literals."""
+def _tables(tree: ast.AST) -> list[list[tuple[Any, Any]]]:
+    """Each dict literal's (key, value) entries whose key and value are literals."""
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
+            entries = []
             for k, v in zip(node.keys, node.values):
                 if k is not None:
                     key, value = _literal(k), _literal(v)
                     if key is not NO_VALUE and value is not NO_VALUE:
-                        out.append((key, value))
+                        entries.append((key, value))
+            out.append(entries)
     return out
 
 
@@ -406,8 +408,11 @@ def _text_literals(program: str) -> tuple[list[Any], list[Any]]:
     def value(token: str) -> Any:
         return token[1:-1] if token.startswith('"') else _number(token)
     every = [value(m.group(1)) for m in re.finditer(lit, program)]
+    # a variable compared with a literal (not a literal inside arithmetic: n % 10 == 0)
+    ident = r"(?<![\w.%*/+\-])[A-Za-z_]\w*(?:\[[^\]]*\])?"
     compared = [value(m.group(1) or m.group(2)) for m in
-                re.finditer(rf"==\s*{lit}|{lit}\s*==", program)]
+                re.finditer(rf"{ident}\s*==\s*{lit}(?!\s*[-+*/%])|"
+                            rf"(?<![\w.%*/+\-]\s){lit}\s*==\s*{ident}", program)]
     return every, compared
 
 
@@ -418,24 +423,27 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
 
     * branches on a test's literal input and hands back that test's expected output
       (``if n == 7: return 13``; ``elif``, conditional expressions, ``match`` cases and
-      ``n in (7, 9)`` too), where every value the condition compares is some test's input,
-      that input is not trivial (see ``trivial``) and neither is the output, or it does so
-      for two tests;
-    * holds a lookup table (a dict literal) from a test's input to its expected output,
-      where the two are not both trivial;
+      ``n in (7, 9)`` too), where that input is not trivial (see ``trivial``) and neither
+      is the output, or it does so for two tests, and every non-trivial value the
+      program's conditions compare for equality is some test's input;
+    * holds a lookup table (a dict literal) from a test's non-trivial input to its expected
+      output whose every non-trivial key is some test's input;
     * has an entry function whose every ``return`` gives the same literal, one of the
       tests' expected outputs (a function of its arguments that computes nothing), or a
       helper function that does so with a non-trivial output.
 
     Other languages (``io`` tests) are read as text, coarser: a program is flagged when it
-    compares (``==``) a test's non-trivial input token with a literal and contains that
-    test's expected output as a literal, non-trivial, or does so for two tests.
+    compares a variable (``n == 7``, not ``n % 7 == 0``) with a test's non-trivial input
+    token and contains that test's expected output as a literal, non-trivial, or does so
+    for two tests.
 
     What it cannot see: a table built at run time (``dict(zip(...))``), outputs encoded
     (``chr``, arithmetic on a literal), branches on a trivial input (``if n == 2: return
     True`` is a base case as often as a hack), a condition that mixes test inputs with
-    other values (``m in (4, 6, 9, 11)`` is how a calendar is written), or a program that
-    reads the expected outputs from somewhere (the sandbox gives it nothing to read)."""
+    other values (``m in (4, 6, 9, 11)`` is how a calendar is written, and a program that
+    also compares values no test uses is read as a rule: hard-coding hidden among real
+    cases passes), or a program that reads the expected outputs from somewhere (the
+    sandbox gives it nothing to read)."""
     cases = [c for c in cases_of(reward_tests(tests)) if c.output is not NO_VALUE]
     if not cases:
         return ""
@@ -453,11 +461,15 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
         tree = ast.parse(program)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ""
+    branches = _branches(tree)
+    compared = [v for tested, _ in branches for v in tested if not trivial(v)]
+    if not all(any(_matches_input(v, c) for c in cases) for v in compared):
+        branches = []  # compares values no test uses: a rule or a mapping, not a lookup
     pairs = []
-    for tested, emitted in _branches(tree):
+    for tested, emitted in branches:
         plain = [v for v in tested if not trivial(v)]
-        if not plain or not all(any(_matches_input(v, c) for c in cases) for v in plain):
-            continue  # compares values that are not test inputs: a rule, not a lookup
+        if not plain:
+            continue
         for c in cases:
             hit = [v for v in plain if _matches_input(v, c)]
             if hit and any(_same(e, c.output) for e in emitted):
@@ -466,10 +478,13 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
     if strong or len({repr(c) for c, _ in pairs}) >= 2:
         c, x = (strong or pairs)[0]
         return f"branches on the test input {x!r} and returns its expected output {c.output!r}"
-    for key, value in _tables(tree):
-        for c in cases:
-            if (_matches_input(key, c) and _same(value, c.output)
-                    and not (trivial(key) and trivial(value))):
+    for table in _tables(tree):
+        keys = [k for k, _ in table if not trivial(k)]
+        if not keys or not all(any(_matches_input(k, c) for c in cases) for k in keys):
+            continue  # a table of the problem's domain (months, numerals), not of its tests
+        for key, value in table:
+            if not trivial(key) and any(_matches_input(key, c) and _same(value, c.output)
+                                        for c in cases):
                 return f"looks up the test input {key!r} in a table of expected outputs"
     entry = tests.get("fn_name") or tests.get("entry_point")
     for name, value in _constant_functions(tree, entry):
@@ -525,18 +540,16 @@ class GuardWatch:
     counts (kept in the run folder as ``reward_guard.json`` and logged as a W&B table),
     the flagged programs (a W&B table), and the alerts: a console line through ``say``, a
     W&B alert on ``run`` (None: no W&B) and, with ``reward.on_alert=stop``, a graceful
-    stop through ``stop.ask``. A run continued in its own folder (``resumed``) continues
-    the counts."""
+    stop through ``stop.ask``. ``counts``: the per-problem counts to continue from (a
+    resumed run's checkpoint keeps them, so steps done again are counted once)."""
 
     def __init__(self, run_dir: Any, reward: Any, run: Any, say: Any, stop: Any,
-                 resumed: bool) -> None:
+                 counts: dict[str, list[int]] | None = None) -> None:
         from pathlib import Path
 
         self.path = Path(run_dir) / GUARD_FILE
         self.run, self.say, self.stop, self.on_alert = run, say, stop, reward.on_alert
-        self.counts: dict[str, list[int]] = {}
-        if resumed and self.path.is_file():
-            self.counts = json.loads(self.path.read_text()).get("problems", {})
+        self.counts: dict[str, list[int]] = {k: list(v) for k, v in (counts or {}).items()}
         self.flagged: list[list[Any]] = []
         self.monitor = HackMonitor(reward.alert_threshold, reward.alert_window,
                                    reward.alert_min_passed)

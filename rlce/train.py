@@ -436,7 +436,7 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
                           "problems_sha256": digest,
                           "problems": len(problems) if digest else None,
                           "version": learner.version, "run_dir": str(run_dir),
-                          "pass_counts": pass_counts}
+                          "pass_counts": pass_counts, "guard_counts": guard.counts}
             if isinstance(stream, CurriculumStream):
                 ctrl_state["curriculum"] = stream.state()
             if pairs is not None:
@@ -489,8 +489,10 @@ def _attempt(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None,
 
     round_of = {step + 1: (r, loss) for r, loss, first, end in phases
                 for step in range(first, end)}
+    # (a continued run takes the counts of the checkpoint it continues from: the steps done
+    # again after it are counted once)
     guard = GuardWatch(run_dir, cfg.reward, run if mode != "disabled" else None,
-                       lambda line: say(line, True), stop, resumed_here)
+                       lambda line: say(line, True), stop, state.get("guard_counts", {}))
 
     def log(m: dict[str, Any]) -> None:
         nonlocal last_step
@@ -714,10 +716,15 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     if critic is not None:
         from rlce.critic import example_of, rerank
 
-        say(f"reranking with the critic {cfg.critic.path}", cfg.logging.progress)
-        records = result["_trajectories"]
+        seen = set(critic.info["trained_on"])  # only problems the critic never trained on
+        records = [r for r in result["_trajectories"] if r["problem"] not in seen]
+        left = len({r["problem"] for r in result["_trajectories"]} & seen)
+        say(f"reranking with the critic {cfg.critic.path}"
+            + (f" ({left} problems it trained on left out)" if left else ""),
+            cfg.logging.progress)
         rr = rerank(records, critic.predict([example_of(r) for r in records],
                                             cfg.logging.progress))
+        rr["rerank_left_out"] = left
         result.update({f"eval/{k}": v for k, v in rr.items() if k != "paired"})
         if "paired" in rr:
             result["rerank_paired"] = rr["paired"]

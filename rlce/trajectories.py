@@ -26,7 +26,10 @@ COLUMNS = (("source", "string"), ("step", "int64"), ("problem", "string"),
            ("generate_latency_s", "float64"), ("execute_s", "float64"),
            # the reward guard (rlce/guard.py): held-out tests of a sample that passed its
            # reward tests (0 of 0 otherwise), and the hard-coding detector's reason or ""
-           ("heldout_passed", "int64"), ("heldout_total", "int64"), ("hardcoded", "string"))
+           ("heldout_passed", "int64"), ("heldout_total", "int64"), ("hardcoded", "string"),
+           # not executed: the critic rated it below critic.prescreen_tau (its status is
+           # the failure it was scored as, not a verdict)
+           ("prescreened", "bool_"))
 MODES = ("all", "passed", "none")
 
 

@@ -77,6 +77,11 @@ class SynthParams:
     augment_into: str = "tests"  # augment: new cases join the tests, or tests.heldout
 
 
+def _case_key(case: dict[str, Any]) -> str:
+    """A call case as its arguments (``kwargs`` absent or empty alike)."""
+    return json.dumps([case.get("args", []), case.get("kwargs") or {}], sort_keys=True)
+
+
 @dataclass
 class Item:
     """One problem on its way through the stages."""
@@ -358,8 +363,11 @@ class Pipeline:
             row = dict(item.original)
             if self.p.augment_into == "heldout":  # the reward never sees them (rlce/guard.py)
                 before = row["tests"]["cases"]
-                row["tests"] = {**row["tests"], "cases": before,
-                                "heldout": [c for c in item.cases if c not in before]}
+                shown = {_case_key(c) for c in before}
+                new = [c for c in item.cases if _case_key(c) not in shown]
+                row["tests"] = {**row["tests"], "cases": before}
+                if new:  # (none survived: the problem is written as it was)
+                    row["tests"]["heldout"] = new
             else:
                 row["tests"] = {**row["tests"], "cases": item.cases}
             row["augmented"] = {**fig, "cases_before": len(item.original["tests"]["cases"]),

@@ -68,11 +68,27 @@ def test_examples_count_each_program_once_and_a_held_out_failure_is_a_failure(tm
     examples, counts = load_examples([str(tmp_path / "run")])
     assert [(e.problem, e.program, e.passed) for e in examples] == [
         ("a", "x = 1", True), ("a", "x = 2", False), ("b", "y = 1", False), ("b", "y = 2", True)]
-    assert counts == {"rows": 5, "no_verdict": 0, "duplicates": 1}
+    assert counts == {"rows": 5, "no_verdict": 0, "other_source": 0, "duplicates": 1}
     # the same store named by its trajectories folder or one shard
     (shard,) = (tmp_path / "run" / "trajectories").glob("part-*.parquet")
     for path in (tmp_path / "run" / "trajectories", shard):
         assert load_examples([str(path)])[0] == examples
+
+
+def test_only_training_samples_that_ran_are_read_unless_asked(tmp_path):
+    """A training run's store also holds its evaluations (maybe of an evaluation set the
+    critic must not learn), and pre-screened samples never ran: their status is not a
+    verdict."""
+    store = TrajectoryStore(tmp_path / "t")
+    store.add([row("a", "x = 1", "passed"), {**row("a", "x = 2", "failed"),
+                                             "prescreened": True}], "train", 1)
+    store.add([row("HumanEval/0", "y = 1", "passed")], "eval-after", 1)
+    store.flush()
+    examples, counts = load_examples([str(tmp_path / "t")])
+    assert [e.program for e in examples] == ["x = 1"]
+    assert (counts["no_verdict"], counts["other_source"]) == (1, 1)
+    examples, _ = load_examples([str(tmp_path / "t")], ("train", "eval"))
+    assert [e.program for e in examples] == ["x = 1", "y = 1"]
 
 
 def test_stores_without_verdicts_or_that_are_not_stores_are_refused_by_name(tmp_path):
@@ -104,6 +120,10 @@ def test_problems_are_held_out_by_a_hash_of_their_id():
     assert held != heldout_problems(problems, 0.25, seed=1)
     assert heldout_problems({"a", "b"}, 0.01, 0) and len(heldout_problems({"a", "b"}, .99, 0)) == 1
     assert heldout_problems(problems, 0.0, 0) == set()
+    # one io problem in several languages is held out (or trained on) whole
+    langs = {f"rlce/{lang}/sum-{i}" for lang in ("python", "go", "rust") for i in range(8)}
+    held = heldout_problems(langs, 0.25, seed=0)
+    assert len(held) == 6 and len({p.rsplit("/", 1)[1] for p in held}) == 2
 
 
 # -- the commands on the tiny model ---------------------------------------------------------
