@@ -29,7 +29,8 @@ COLUMNS = (("source", "string"), ("step", "int64"), ("problem", "string"),
            ("heldout_passed", "int64"), ("heldout_total", "int64"), ("hardcoded", "string"),
            # not executed: the critic rated it below critic.prescreen_tau (its status is
            # the failure it was scored as, not a verdict)
-           ("prescreened", "bool_"))
+           ("prescreened", "bool_"),
+           ("critic_p", "float64"))  # the critic's P(pass), where a critic rated it
 MODES = ("all", "passed", "none")
 
 

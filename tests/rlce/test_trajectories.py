@@ -20,7 +20,7 @@ def record(i: int, status: str = "passed") -> dict:
             "reward": 1.0 if status == "passed" else 0.0, "policy_version": i,
             "tokens": 10 + i, "generate_latency_s": 0.5, "execute_s": 0.01,
             "heldout_passed": i, "heldout_total": 2 * i, "hardcoded": "" if i % 3 else "why",
-            "prescreened": i == 4,
+            "prescreened": i == 4, "critic_p": None if i % 2 else 0.25 * i,
             "text": "kept out of the store"}
 
 
