@@ -45,6 +45,8 @@ def gather(refs: list, what: str, actors: list | None = None) -> list:
             raise
         raise LearnerLost(f"a learner actor was lost during {what} "
                           f"({type(e).__name__})") from e
+    except ray.exceptions.OutOfMemoryError as e:  # Ray's memory monitor killed a rank
+        raise LearnerLost(f"a learner actor was killed for memory during {what}") from e
 
 
 def _dead(actors: list, timeout_s: float = 60.0) -> list[int]:

@@ -30,7 +30,8 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 from ray.actor import ActorHandle
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import (ActorDiedError, ActorUnavailableError, OutOfMemoryError,
+                            RayActorError)
 
 from executors.schema import Verdict
 from rlce.core.config import AlgoConfig
@@ -300,7 +301,10 @@ class CriticUse:
         return out
 
 
-ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
+# what a call to a dead engine raises; OutOfMemoryError: Ray's memory monitor killed its
+# process (seen on a 2-core, 24 GB host running three vLLM engines at once: the run died
+# at a publish and at a generate instead of replacing the engine)
+ENGINE_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError, OutOfMemoryError)
 
 
 class Controller:
