@@ -285,7 +285,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, kind: str, epochs: int, lr: float, l2
 
 
 HEADS = ("linear", "mlp")
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 def select_head(x: np.ndarray, y: np.ndarray, problems: list[str], cfg: Any
@@ -394,6 +394,12 @@ def train_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
     x_train = backbone.features(train, cfg.logging.progress)
     x_test = backbone.features(test, cfg.logging.progress)
     feature_s = time.perf_counter() - t0
+    run_dir.mkdir(parents=True, exist_ok=True)  # the backbone's reading, for other heads
+    np.savez_compressed(run_dir / "features.npz", x_train=x_train, x_heldout=x_test,
+                        y_train=np.array([ex.passed for ex in train]),
+                        y_heldout=np.array([ex.passed for ex in test]),
+                        problems_train=np.array([ex.problem for ex in train]),
+                        problems_heldout=np.array([ex.problem for ex in test]))
     kind, l2, tried = select_head(x_train, y_train, [ex.problem for ex in train], c)
     head = fit_head(x_train, y_train, kind, c.epochs, c.lr, l2, c.seed)
     y_test = np.array([ex.passed for ex in test], dtype=float)

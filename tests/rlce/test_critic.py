@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 
@@ -133,13 +134,12 @@ def rlce(args, cwd):
                           capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.slow
-def test_critic_train_and_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_model):
-    """A store whose passing programs say so in a word the backbone reads: the head learns
-    its training problems; eval reproduces the held-out figures; the folder is a Hugging
-    Face model; bad inputs stop with one line naming them."""
-    from transformers import AutoModel, AutoTokenizer
-
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model):
+    """``rlce critic train`` on a store whose passing programs say so in a word the
+    backbone reads: (its output, the critic folder, the folder the test works in, the
+    command line's common options)."""
+    tmp_path = tmp_path_factory.mktemp("critic")
     rows = []
     for i in range(24):
         for k in range(6):
@@ -152,10 +152,22 @@ def test_critic_train_and_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_model
     out = rlce(["critic", "train", *common], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (folder,) = (tmp_path / "out").glob("*/critic")
+    return out, folder, tmp_path, common
+
+
+@pytest.mark.slow
+def test_critic_train_and_eval_end_to_end_on_the_tiny_model(trained):
+    """The head learns its training problems; eval reproduces the held-out figures; the
+    folder is a Hugging Face model; bad inputs stop with one line naming them."""
+    from transformers import AutoModel, AutoTokenizer
+
+    out, trained_folder, tmp_path, common = trained
+    folder = tmp_path / "copy"  # (this test spoils its tokenizer, the next uses it whole)
+    shutil.copytree(trained_folder, folder)
     info = json.loads((folder / "critic.json").read_text())
     assert len(info["heldout"]) == 6 and len(info["trained_on"]) == 18
     assert info["examples"]["train"] == 108 and info["examples"]["heldout"] == 36
-    assert info["head"] in ("linear", "mlp") and len(info["selection"]) == 8
+    assert info["head"] in ("linear", "mlp") and len(info["selection"]) == 10
     assert info["figures"]["train"]["auroc"] > 0.95  # the word is there to be learned
     assert "held-out problems: 36 examples (18 passed" in out.stdout
     AutoModel.from_pretrained(folder)  # a Hugging Face folder as it is
@@ -289,3 +301,28 @@ def test_the_critic_baseline_is_the_mean_rating_of_the_groups_other_samples():
                          dict.fromkeys(PROGRAMS, False))
     (group,) = batch.groups
     assert all(a < 0 for a in group.advantages) and len(set(group.advantages)) == 4
+
+
+@pytest.mark.slow
+def test_eval_reranks_with_the_critic_on_the_problems_it_never_trained_on(trained):
+    """``rlce eval eval.rerank=critic`` on the tiny model: the figures are there, and the
+    problems the critic trained on are left out and counted."""
+    _, folder, tmp_path, _ = trained
+    info = json.loads((folder / "critic.json").read_text())
+    ids = info["heldout"][:2] + info["trained_on"][:2]
+    problems = tmp_path / "eval.jsonl"
+    problems.write_text("".join(json.dumps(
+        {"id": pid, "language": "python", "prompt": "Write f(x) returning x.",
+         "tests": {"format": "call", "fn_name": "f", "cases": [{"args": [1], "expected": 1}]}})
+        + "\n" for pid in ids))
+    out = rlce(["eval", "model=tiny", "eval.set=jsonl", f"eval.path={problems}", "eval.n=2",
+                "eval.rerank=critic", f"critic.path={folder}", "algo.max_tokens=16",
+                "rollout.max_model_len=512", "rollout.kv_cache_gb=1", "logging.progress=false",
+                f"logging.dir={tmp_path / 'ev'}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (result,) = (tmp_path / "ev").glob("*/eval.json")
+    ev = json.loads(result.read_text())
+    assert ev["eval/rerank_problems"] == 2 and ev["eval/rerank_left_out"] == 2
+    assert 0 <= ev["eval/pass@1_rerank"] <= 1 and 0 <= ev["eval/pass@1_random"] <= 1
+    assert ev["eval/problems"] == 4  # (the evaluation's own count stays)
+    assert "(2 problems it trained on left out)" in out.stdout
