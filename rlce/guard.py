@@ -411,8 +411,9 @@ def _text_literals(program: str) -> tuple[list[Any], list[Any]]:
     # a variable compared with a literal (not a literal inside arithmetic: n % 10 == 0)
     ident = r"(?<![\w.%*/+\-])[A-Za-z_]\w*(?:\[[^\]]*\])?"
     compared = [value(m.group(1) or m.group(2)) for m in
-                re.finditer(rf"{ident}\s*==\s*{lit}(?!\s*[-+*/%])|"
-                            rf"(?<![\w.%*/+\-]\s){lit}\s*==\s*{ident}", program)]
+                re.finditer(rf"{ident}\s*==\s*{lit}(?![\w.])(?!\s*[-+*/%])|"
+                            rf"(?<![\w.%*/+\-])(?<![\w.%*/+\-]\s){lit}\s*==\s*{ident}",
+                            program)]
     return every, compared
 
 

@@ -424,3 +424,14 @@ def test_tables_and_mappings_of_the_problems_domain_are_not_flagged():
     assert hardcoded(cpp, "cpp", io) == ""
     assert "compares the test input 10" in hardcoded(cpp.replace("n % 10 == 0", "n == 10"),
                                                      "cpp", io)
+
+
+@pytest.mark.parametrize("program, compared", [
+    ("if (n == 10) x", [10]), ("if (10 == n) x", [10]), ("if (s == \"abc\")", ["abc"]),
+    ("if (a[i] == 5)", [5]), ("if (n == 10.5)", [10.5]),
+    ("if (n % 10 == 0)", []), ("if (x+10 == y)", []), ("if (n == 10 + k)", []),
+])
+def test_a_program_read_as_text_compares_a_variable_not_arithmetic(program, compared):
+    from rlce.guard import _text_literals
+
+    assert _text_literals(program)[1] == compared
