@@ -146,3 +146,27 @@ def paired_difference(before: dict[str, list[int]], after: dict[str, list[int]]
             "p_one_sided": 0.5 * math.erfc(z / math.sqrt(2)),
             "better": int((d > 0).sum()), "worse": int((d < 0).sum()),
             "same": int((d == 0).sum())}
+
+
+def rerank(records: list[dict[str, Any]], p_pass: np.ndarray) -> dict[str, Any]:
+    """Best-of-n by a critic (``eval.rerank=critic``): for each problem, the sample it rates
+    most likely to pass (ties: the first), against picking one at random (its expected pass
+    rate is the problem's pass rate). ``records``: an evaluation's judged samples,
+    ``p_pass`` their predictions. Returns both pass@1 figures and their paired comparison
+    by problem."""
+    by_problem: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_problem.setdefault(r["problem"], []).append(i)
+    picked, random_pick = {}, {}
+    for pid, rows in by_problem.items():
+        best = max(rows, key=lambda i: (p_pass[i], -i))
+        picked[pid] = [int(records[best]["status"] == "passed"), 1]
+        random_pick[pid] = [sum(records[i]["status"] == "passed" for i in rows), len(rows)]
+    out: dict[str, Any] = {
+        "rerank_problems": len(by_problem),
+        "pass@1_rerank": float(np.mean([c for c, _ in picked.values()])) if picked else 0.0,
+        "pass@1_random": float(np.mean([c / n for c, n in random_pick.values()]))
+        if picked else 0.0}
+    if len(by_problem) >= 2:
+        out["paired"] = paired_difference(random_pick, picked)
+    return out

@@ -714,7 +714,8 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
     result = {"model": cfg.model.name, "set": cfg.eval.set, "n": cfg.eval.n,
               "temperature": cfg.eval.temperature, **result}
     if critic is not None:
-        from rlce.critic import example_of, rerank
+        from rlce.critic import example_of
+        from rlce.evaluate import rerank
 
         seen = set(critic.info["trained_on"])  # only problems the critic never trained on
         records = [r for r in result["_trajectories"] if r["problem"] not in seen]
