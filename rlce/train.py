@@ -10,13 +10,15 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
-from ray.actor import ActorHandle
 
 from rlce.config import CONTROLLER_STATE, ConfigError, TrainConfig, to_dict
 from rlce.data import Problem, fingerprint
+
+if TYPE_CHECKING:  # (importing rlce.train, say for a constant, does not import ray)
+    from ray.actor import ActorHandle
 
 PASS_RATES = "problem_pass_rates.json"
 WANDB_ID = "wandb_id"
