@@ -238,7 +238,7 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
                         "tokens": len(s.completion_ids), "text": s.text,
                         # the trajectory store's fields (rlce/trajectories.py)
                         "prompt": by_id[s.problem_id].prompt, "completion": s.text,
-                        "program": programs[f"{s.problem_id}#{s.index}"], "passed": v.passed,
+                        "program": programs[sid], "passed": v.passed,
                         "total": v.total, "policy_version": s.policy_version,
                         "generate_latency_s": s.latency_s, "execute_s": v.duration_s,
                         "heldout_passed": judged.heldout_passed,
@@ -248,7 +248,7 @@ def generate_and_execute(pool: Any, fleet: Fleet, problems: list[Problem],
     groups = [TrainGroup(pid, tuple(ss)) for pid, ss in grouped.items() if len(ss) > 1]
     if critic is not None and critic.baseline and groups:
         t = time.perf_counter()
-        groups = critic.advantages(groups, by_id, records)
+        groups = critic.advantages(groups, records)
         critic_s += time.perf_counter() - t
     stats.critic_s = critic_s
     stats.execute_tail_s = max(0.0, exec_done_at - t0 - gen_s)
@@ -274,21 +274,19 @@ class CriticUse:
         ex = Example(problem.id, problem.language, problem.prompt, program, False)
         return float(self.critic.predict([ex])[0])
 
-    def advantages(self, groups: list[TrainGroup], by_id: dict[str, Problem],
+    def advantages(self, groups: list[TrainGroup],
                    records: list[dict[str, Any]]) -> list[TrainGroup]:
         """Each sample's advantage: its reward minus the mean of the critic's ratings of
         the other samples of its group (leave-one-out, so a sample's own program never
         moves its baseline). A group whose rewards are all equal keeps a signal where the
         critic expected otherwise."""
-        from rlce.critic import Example
+        from rlce.critic import example_of
 
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in records:  # in the order of the groups' samples
             rows[r["problem"]].append(r)
         todo = [(g, rows[g.problem_id]) for g in groups]
-        examples = [Example(g.problem_id, by_id[g.problem_id].language,
-                            by_id[g.problem_id].prompt, r["program"], False)
-                    for g, rs in todo for r in rs]
+        examples = [example_of(r) for _, rs in todo for r in rs]
         p = iter(self.critic.predict(examples))
         out = []
         for g, rs in todo:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from executors.schema import InvalidJob, parse_job
-from rlce.guard import check_heldout, job_tests
+from rlce.guard import check_heldout, job_tests, reward_count
 
 
 class ProblemError(ValueError):
@@ -48,7 +48,7 @@ class Problem:
     @property
     def reward_count(self) -> int:
         """How many of the job's tests are reward tests (the rest are held out)."""
-        return job_tests(self.tests)[1]
+        return reward_count(self.tests)
 
 
 def fingerprint(problems: list[Problem]) -> str:

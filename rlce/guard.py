@@ -23,12 +23,12 @@ import ast
 import dataclasses
 import hashlib
 import json
-import math
 import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from executors.compare import plain_equal
 from executors.schema import TestResult, Verdict
 
 HELDOUT = "heldout"
@@ -41,15 +41,21 @@ def items_key(tests: dict[str, Any]) -> str | None:
     return ITEMS.get(tests.get("format", ""))
 
 
+def reward_count(tests: dict[str, Any]) -> int:
+    """How many reward tests ``tests`` holds (they come first in its job)."""
+    key = items_key(tests)
+    return len(tests[key]) if key else 1
+
+
 def job_tests(tests: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The tests an execution job carries: the reward tests followed by the held-out ones
     (the executor never sees the split), and how many reward tests come first."""
-    key = items_key(tests)
     if HELDOUT not in tests:
-        return tests, (len(tests[key]) if key else 1)
+        return tests, reward_count(tests)
+    key = items_key(tests)
     out = {k: v for k, v in tests.items() if k != HELDOUT}
     out[key] = list(tests[key]) + list(tests[HELDOUT])
-    return out, len(tests[key])
+    return out, reward_count(tests)
 
 
 def reward_tests(tests: dict[str, Any]) -> dict[str, Any]:
@@ -182,28 +188,10 @@ class Case:
 NO_VALUE = object()
 
 
-def _plain(v: Any) -> Any:
-    """A value in one comparable form: tuples as lists (JSON has no tuples), nested."""
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
-
-
 def _same(a: Any, b: Any) -> bool:
-    """Equal as test data: ``True`` is not ``1``; 2 equals 2.0; lists equal tuples."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b or (isinstance(a, float) and isinstance(b, float)
-                          and math.isclose(a, b, rel_tol=1e-9))
-    if type(_plain(a)) is not type(_plain(b)):
-        return False
-    try:
-        return bool(_plain(a) == _plain(b))
-    except Exception:  # noqa: BLE001 - odd values are simply not the same
-        return False
+    """Equal as test data, as the executor judges a call test (``True`` is not ``1``, 2
+    equals 2.0, lists equal tuples); never raises."""
+    return plain_equal(a, b)
 
 
 def trivial(v: Any) -> bool:
