@@ -519,9 +519,14 @@ class Controller:
             self.close()
         return history
 
-    def _select(self, groups: list[TrainGroup], version: int) -> tuple[list[TrainGroup], int, int]:
-        """The groups to train on, and how many were too stale and how many uniform."""
-        kept, stale, uniform = [], 0, 0
+    def _select(self, groups: list[TrainGroup], version: int
+                ) -> tuple[list[TrainGroup], int, int, int]:
+        """The groups to train on, how many of them have rewards that differ (those count
+        towards ``algo.groups_per_step``), and how many were too stale and how many uniform.
+        A group whose rewards are all equal but whose advantages were given (the critic's
+        baseline) is trained on without counting: a step draws as many reward-informative
+        groups as without the critic, and the critic's signal comes on top."""
+        kept, informative, stale, uniform = [], 0, 0, 0
         for g in groups:
             rs = [s.reward for s in g.samples]
             age = version - min(s.policy_version for s in g.samples)
@@ -533,7 +538,8 @@ class Controller:
                 uniform += 1  # no signal: every sample got the same reward
             else:
                 kept.append(g)
-        return kept, stale, uniform
+                informative += max(rs) != min(rs) or not self.algo.drop_uniform_groups
+        return kept, informative, stale, uniform
 
     def step(self, step: int) -> dict[str, Any]:
         algo = self.algo
@@ -550,19 +556,21 @@ class Controller:
             kept = next(self.pairs)
         elif algo.loss == "sft":
             kept, stats, records, draws = self.rejection_sample()
-        while (algo.loss == "pg" and len(kept) < algo.groups_per_step
+        informative = len(kept)
+        while (algo.loss == "pg" and informative < algo.groups_per_step
                and draws < algo.max_draws_per_step):
             draws += 1
             if self.stop:
                 self.stop.check()  # with on_stop=abandon: before the step costs more
-            batch, waited = self._next_batch(algo.groups_per_step - len(kept))
+            batch, waited = self._next_batch(algo.groups_per_step - informative)
             wait_s += waited
             if algo.staleness:  # generated beside training: its time is not this step's
                 batch.stats.generate_s = batch.stats.execute_tail_s = 0.0
             stats += batch.stats
             records += batch.records
-            new, n_stale, n_uniform = self._select(batch.groups, version)
+            new, n_informative, n_stale, n_uniform = self._select(batch.groups, version)
             kept += new
+            informative += n_informative
             stale += n_stale
             dropped += n_uniform
         staleness = [version - s.policy_version for g in kept for s in g.samples]
@@ -591,6 +599,8 @@ class Controller:
             "reward/penalized": stats.penalized,
             "reward/all_tests_pass_rate": stats.all_passed / max(1, stats.samples),
             "data/groups_kept": len(kept), "data/groups_dropped": dropped,
+            # kept for the critic's baseline alone: every reward equal, advantages not
+            "data/groups_critic_only": len(kept) - informative if algo.loss == "pg" else 0,
             "data/samples_kept": sum(len(g.samples) for g in kept),
             "data/groups_stale": stale, "data/draws": draws,
             "data/prompts_skipped": self.prompts_skipped - skipped0,

@@ -185,7 +185,23 @@ def scores(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, float]:
         out["threshold_at_90_recall"] = float(p[order[k]])
     else:
         out["precision_at_90_recall"] = out["threshold_at_90_recall"] = float("nan")
+    for tau in PRESCREEN_TAUS:
+        out.update(prescreen_at(p, y, tau))
     return out
+
+
+# the thresholds at which figures report what pre-screening would save and lose
+PRESCREEN_TAUS = (0.02, 0.05, 0.1, 0.2)
+
+
+def prescreen_at(p: np.ndarray, y: np.ndarray, tau: float) -> dict[str, float]:
+    """Pre-screening at ``tau`` (``critic.prescreen_tau``) on predictions ``p`` with
+    outcomes ``y``: the share of executions it would skip (rated below ``tau``) and the
+    share of the passes among them (NaN without a pass)."""
+    below = np.asarray(p, dtype=float) < tau
+    y = np.asarray(y, dtype=float)
+    return {f"saved@{tau:g}": float(below.mean()) if len(y) else 0.0,
+            f"lost@{tau:g}": float(y[below].sum() / y.sum()) if y.sum() else float("nan")}
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -363,7 +379,9 @@ def _show(name: str, s: dict[str, float]) -> str:
     return (f"{name}: {int(s['examples'])} examples ({int(s['positives'])} passed, base rate "
             f"{s['base_rate']:.3f}): AUROC {s['auroc']:.3f}, ECE {s['ece']:.3f}, precision at "
             f"90% recall {s['precision_at_90_recall']:.3f} (base rate {s['base_rate']:.3f}), "
-            f"Brier {s['brier']:.3f}")
+            f"Brier {s['brier']:.3f}\n  pre-screening would skip / lose of the passes: "
+            + ", ".join(f"tau {t:g}: {s[f'saved@{t:g}']:.1%} / {s[f'lost@{t:g}']:.1%}"
+                        for t in PRESCREEN_TAUS))
 
 
 def train_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
@@ -433,7 +451,7 @@ def eval_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
     if not c.path:
         raise CriticError("rlce critic eval needs critic.path=<a critic folder>")
     critic = Critic(c.path, c.batch_size)
-    examples, counts = load_examples(list(c.stores), tuple(c.sources))
+    examples, _ = load_examples(list(c.stores), tuple(c.sources))
     seen = set(critic.info["trained_on"])
     groups = {"unseen problems": [ex for ex in examples if ex.problem not in seen],
               "problems it trained on": [ex for ex in examples if ex.problem in seen]}

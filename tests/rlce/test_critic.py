@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from rlce.critic import CriticError, heldout_problems, load_examples, scores
+from rlce.critic import CriticError, heldout_problems, load_examples, prescreen_at, scores
 from rlce.trajectories import TrajectoryStore
 
 
@@ -48,6 +48,19 @@ def test_calibration_error_and_precision_at_90_percent_recall_by_hand():
     # a threshold takes the examples tied with it
     tied = scores(np.array([0.9, 0.5, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0, 0]))
     assert tied["precision_at_90_recall"] == pytest.approx(2 / 4)
+
+
+def test_prescreening_figures_count_skipped_executions_and_the_passes_among_them():
+    p = np.array([0.01, 0.03, 0.04, 0.08, 0.15, 0.5])
+    y = np.array([0, 1, 0, 0, 1, 1])
+    s = scores(p, y)
+    # below 0.02: one of six skipped, no pass; below 0.05: three, one of the three passes
+    assert s["saved@0.02"] == pytest.approx(1 / 6) and s["lost@0.02"] == 0
+    assert s["saved@0.05"] == pytest.approx(3 / 6) and s["lost@0.05"] == pytest.approx(1 / 3)
+    assert s["saved@0.2"] == pytest.approx(5 / 6) and s["lost@0.2"] == pytest.approx(2 / 3)
+    # a threshold skips what lies strictly below it, as the loop does
+    assert prescreen_at(p, y, 0.08)["saved@0.08"] == pytest.approx(3 / 6)
+    assert np.isnan(prescreen_at(p, np.zeros(6), 0.1)["lost@0.1"])
 
 
 def write_store(folder, rows):
@@ -131,7 +144,7 @@ def test_problems_are_held_out_by_a_hash_of_their_id():
 # -- the commands on the tiny model ---------------------------------------------------------
 
 def rlce(args, cwd):
-    return subprocess.run([sys.executable, "-m", "rlce.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "rlce.cli", *args], check=False, cwd=cwd,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -302,6 +315,33 @@ def test_the_critic_baseline_is_the_mean_rating_of_the_groups_other_samples():
                          dict.fromkeys(PROGRAMS, False))
     (group,) = batch.groups
     assert all(a < 0 for a in group.advantages) and len(set(group.advantages)) == 4
+
+
+@pytest.mark.slow  # rlce.controller imports ray
+def test_a_step_counts_only_groups_whose_rewards_differ_and_trains_on_the_critics_too():
+    """With the critic's baseline a group of equal rewards has advantages; it is trained on
+    but does not count towards algo.groups_per_step, so a step draws as many groups with a
+    pass and a failure as GRPO does."""
+    from types import SimpleNamespace
+
+    from rlce.controller import Controller
+    from rlce.core.config import AlgoConfig
+    from rlce.core.types import ScoredSample, TrainGroup
+
+    def group(pid, rewards, advantages=None):
+        return TrainGroup(pid, tuple(ScoredSample((1,), (2,), (-0.1,), r) for r in rewards),
+                          advantages)
+
+    groups = [group("mixed", [1, 0], (0.6, -0.4)), group("fails", [0, 0], (-0.1, -0.2)),
+              group("flat", [0, 0], (0.0, 0.0)), group("grpo", [1, 0]), group("none", [1, 1])]
+    ctrl = SimpleNamespace(algo=AlgoConfig())
+    kept, informative, stale, uniform = Controller._select(ctrl, groups, 0)
+    assert [g.problem_id for g in kept] == ["mixed", "fails", "grpo"]
+    assert informative == 2 and uniform == 2 and stale == 0
+    # keeping uniform groups: every kept group counts
+    ctrl = SimpleNamespace(algo=AlgoConfig(drop_uniform_groups=False))
+    kept, informative, _, _ = Controller._select(ctrl, groups, 0)
+    assert len(kept) == informative == 5
 
 
 @pytest.mark.slow
