@@ -158,10 +158,23 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def scores(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, float]:
+def _auroc(p: np.ndarray, y: np.ndarray) -> float:
+    pos = int(y.sum())
+    neg = len(y) - pos
+    return (float((_ranks(p)[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+            if pos and neg else float("nan"))
+
+
+def scores(p: np.ndarray, y: np.ndarray, bins: int = 10,
+           problems: list[str] | None = None) -> dict[str, float]:
     """How predictions ``p`` (of P(pass)) fit outcomes ``y`` (0/1): AUROC (ties count half),
     expected calibration error over ``bins`` equal-width bins, precision at the highest
-    threshold whose recall is at least 0.9, Brier score, log loss, and the base rate."""
+    threshold whose recall is at least 0.9, Brier score, log loss, the base rate, and what
+    pre-screening would skip and lose (``prescreen_at``). With each example's ``problems``:
+    the AUROC within a problem, averaged over the problems with a pass and a failure
+    (``within_auroc``, over ``within_problems``), which is what reranking a problem's own
+    samples needs: an AUROC across problems can come from telling easy problems from hard
+    ones alone."""
     p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
     n, pos = len(y), int(y.sum())
     out = {"examples": float(n), "positives": float(pos), "base_rate": pos / n if n else 0.0,
@@ -169,9 +182,13 @@ def scores(p: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, float]:
            "log_loss": float(-np.mean(y * np.log(np.clip(p, 1e-7, 1))
                                       + (1 - y) * np.log(np.clip(1 - p, 1e-7, 1))))
            if n else 0.0}
-    neg = n - pos
-    out["auroc"] = (float((_ranks(p)[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-                    if pos and neg else float("nan"))
+    out["auroc"] = _auroc(p, y)
+    if problems is not None:
+        ids = np.asarray(problems)
+        within = [_auroc(p[ids == q], y[ids == q]) for q in np.unique(ids)]
+        within = [a for a in within if not math.isnan(a)]
+        out["within_problems"] = float(len(within))
+        out["within_auroc"] = float(np.mean(within)) if within else float("nan")
     which = np.minimum((p * bins).astype(int), bins - 1)
     out["ece"] = float(sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).sum()
                            for b in range(bins) if (which == b).any()) / n) if n else 0.0
@@ -379,7 +396,11 @@ def _show(name: str, s: dict[str, float]) -> str:
     return (f"{name}: {int(s['examples'])} examples ({int(s['positives'])} passed, base rate "
             f"{s['base_rate']:.3f}): AUROC {s['auroc']:.3f}, ECE {s['ece']:.3f}, precision at "
             f"90% recall {s['precision_at_90_recall']:.3f} (base rate {s['base_rate']:.3f}), "
-            f"Brier {s['brier']:.3f}\n  pre-screening would skip / lose of the passes: "
+            f"Brier {s['brier']:.3f}"
+            + (f"; within a problem AUROC {s['within_auroc']:.3f} (over "
+               f"{int(s['within_problems'])} problems with a pass and a failure)"
+               if "within_auroc" in s else "")
+            + "\n  pre-screening would skip / lose of the passes: "
             + ", ".join(f"tau {t:g}: {s[f'saved@{t:g}']:.1%} / {s[f'lost@{t:g}']:.1%}"
                         for t in PRESCREEN_TAUS))
 
@@ -421,8 +442,10 @@ def train_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
     kind, l2, tried = select_head(x_train, y_train, [ex.problem for ex in train], c)
     head = fit_head(x_train, y_train, kind, c.epochs, c.lr, l2, c.seed)
     y_test = np.array([ex.passed for ex in test], dtype=float)
-    figures = {"train": scores(predict(head, x_train), y_train),
-               "heldout": scores(predict(head, x_test), y_test) if len(test) else {}}
+    figures = {"train": scores(predict(head, x_train), y_train,
+                               problems=[ex.problem for ex in train]),
+               "heldout": scores(predict(head, x_test), y_test,
+                                 problems=[ex.problem for ex in test]) if len(test) else {}}
     info = {"backbone": c.backbone or cfg.model.name, "max_len": c.max_len,
             "batch_size": c.batch_size, "head": kind, "l2": l2, "selection": tried,
             "width": backbone.width,
@@ -462,7 +485,8 @@ def eval_critic(cfg: Any, run_dir: Path) -> dict[str, Any]:
             print(f"{name}: none")
             continue
         s = scores(critic.predict(exs, cfg.logging.progress),
-                   np.array([ex.passed for ex in exs], dtype=float))
+                   np.array([ex.passed for ex in exs], dtype=float),
+                   problems=[ex.problem for ex in exs])
         out[name] = s
         print(_show(name, s))
     (run_dir / "critic-eval.json").parent.mkdir(parents=True, exist_ok=True)

@@ -152,8 +152,9 @@ def rerank(records: list[dict[str, Any]], p_pass: np.ndarray) -> dict[str, Any]:
     """Best-of-n by a critic (``eval.rerank=critic``): for each problem, the sample it rates
     most likely to pass (ties: the first), against picking one at random (its expected pass
     rate is the problem's pass rate). ``records``: an evaluation's judged samples,
-    ``p_pass`` their predictions. Returns both pass@1 figures and their paired comparison
-    by problem."""
+    ``p_pass`` their predictions. Returns both pass@1 figures, their paired comparison by
+    problem, and the critic's AUROC over the samples and within a problem (averaged over
+    the problems with a pass and a failure, the only ones a pick can change)."""
     by_problem: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_problem.setdefault(r["problem"], []).append(i)
@@ -169,4 +170,11 @@ def rerank(records: list[dict[str, Any]], p_pass: np.ndarray) -> dict[str, Any]:
         if picked else 0.0}
     if len(by_problem) >= 2:
         out["paired"] = paired_difference(random_pick, picked)
+    if records:  # how well it ranks: across all samples, and within each problem's own
+        from rlce.critic import scores
+
+        s = scores(p_pass, np.array([r["status"] == "passed" for r in records], dtype=float),
+                   problems=[r["problem"] for r in records])
+        out["rerank_auroc"], out["rerank_within_auroc"] = s["auroc"], s["within_auroc"]
+        out["rerank_within_problems"] = int(s["within_problems"])
     return out

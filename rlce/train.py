@@ -725,8 +725,10 @@ def evaluate_model(cfg: TrainConfig, run_dir: Path | None = None) -> dict[str, A
         say(f"reranking with the critic {cfg.critic.path}"
             + (f" ({left} problems it trained on left out)" if left else ""),
             cfg.logging.progress)
-        rr = rerank(records, critic.predict([example_of(r) for r in records],
-                                            cfg.logging.progress))
+        p_pass = critic.predict([example_of(r) for r in records], cfg.logging.progress)
+        for r, p in zip(records, p_pass):  # kept in the trajectory store
+            r["critic_p"] = float(p)
+        rr = rerank(records, p_pass)
         rr["rerank_left_out"] = left
         result.update({f"eval/{k}": v for k, v in rr.items() if k != "paired"})
         if "paired" in rr:

@@ -50,6 +50,18 @@ def test_calibration_error_and_precision_at_90_percent_recall_by_hand():
     assert tied["precision_at_90_recall"] == pytest.approx(2 / 4)
 
 
+def test_within_problem_auroc_ignores_what_only_tells_problems_apart():
+    # problem a is easy (rated high, passes), b hard (rated low, fails): across problems the
+    # ranking is perfect, yet within a the failure is rated above the pass
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    y = np.array([0, 1, 1, 0, 0])
+    s = scores(p, y, problems=["a", "a", "a", "b", "b"])
+    assert s["auroc"] == pytest.approx(4 / 6)  # pairs (pass, fail): 4 of 6 ranked right
+    # within a: pairs (0.8 pass, 0.9 fail), (0.7 pass, 0.9 fail) both wrong; b has no pass
+    assert s["within_auroc"] == 0.0 and s["within_problems"] == 1
+    assert "within_auroc" not in scores(p, y)
+
+
 def test_prescreening_figures_count_skipped_executions_and_the_passes_among_them():
     p = np.array([0.01, 0.03, 0.04, 0.08, 0.15, 0.5])
     y = np.array([0, 1, 0, 0, 1, 1])
@@ -192,7 +204,7 @@ def test_critic_train_and_eval_end_to_end_on_the_tiny_model(trained):
     (result,) = (tmp_path / "out").glob("*/critic-eval.json")
     ev = json.loads(result.read_text())
     for key, value in info["figures"]["heldout"].items():  # the same examples, same figures
-        assert ev["unseen problems"][key] == pytest.approx(value, abs=1e-6), key
+        assert ev["unseen problems"][key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
     assert ev["problems it trained on"]["examples"] == 108
 
     # a tokenizer that is not the model's
@@ -227,6 +239,10 @@ def test_reranking_picks_each_problems_most_likely_sample_and_pairs_it_with_a_ra
     d = out["paired"]
     assert (d["better"], d["worse"], d["same"]) == (1, 1, 1)
     assert d["diff"] == pytest.approx(1 / 3 - 1 / 6)
+    # within a: the pass rated highest (1); within b: above one failure, tied with one,
+    # below one (0.5); c has no pass and no say
+    assert out["rerank_within_auroc"] == pytest.approx(0.75)
+    assert out["rerank_within_problems"] == 2
 
 
 class FixedCritic:
