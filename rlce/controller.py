@@ -600,7 +600,7 @@ class Controller:
             "reward/all_tests_pass_rate": stats.all_passed / max(1, stats.samples),
             "data/groups_kept": len(kept), "data/groups_dropped": dropped,
             # kept for the critic's baseline alone: every reward equal, advantages not
-            "data/groups_critic_only": len(kept) - informative if algo.loss == "pg" else 0,
+            "data/groups_critic_only": len(kept) - informative,
             "data/samples_kept": sum(len(g.samples) for g in kept),
             "data/groups_stale": stale, "data/draws": draws,
             "data/prompts_skipped": self.prompts_skipped - skipped0,

@@ -188,12 +188,6 @@ class Case:
 NO_VALUE = object()
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as test data, as the executor judges a call test (``True`` is not ``1``, 2
-    equals 2.0, lists equal tuples); never raises."""
-    return plain_equal(a, b)
-
-
 def trivial(v: Any) -> bool:
     """A value an honest program writes as a base case as often as a hack does: None, a
     boolean, a number of magnitude at most 2, a string of at most one character, an empty
@@ -353,9 +347,9 @@ def _tables(tree: ast.AST) -> list[list[tuple[Any, Any]]]:
 
 
 def _matches_input(value: Any, case: Case) -> bool:
-    if any(_same(value, x) for x in case.inputs):
+    if any(plain_equal(value, x) for x in case.inputs):
         return True
-    return len(case.inputs) > 1 and _same(value, list(case.inputs))
+    return len(case.inputs) > 1 and plain_equal(value, list(case.inputs))
 
 
 def _constant(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
@@ -364,7 +358,7 @@ def _constant(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
     if not values or any(v is None for v in values):
         return NO_VALUE
     literals = [_literal(v) for v in values]
-    if any(v is NO_VALUE for v in literals) or not all(_same(v, literals[0])
+    if any(v is NO_VALUE for v in literals) or not all(plain_equal(v, literals[0])
                                                        for v in literals):
         return NO_VALUE
     return literals[0]
@@ -439,8 +433,8 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
     if language != "python":
         every, compared = _text_literals(program)
         hits = [(c, x) for c in cases for x in c.inputs
-                if not trivial(x) and any(_same(x, y) or str(x) == str(y) for y in compared)
-                and any(_same(c.output, y) or str(c.output) == str(y) for y in every)]
+                if not trivial(x) and any(plain_equal(x, y) or str(x) == str(y) for y in compared)
+                and any(plain_equal(c.output, y) or str(c.output) == str(y) for y in every)]
         strong = [(c, x) for c, x in hits if not trivial(c.output)]
         if strong or len({repr(c) for c, _ in hits}) >= 2:
             c, x = (strong or hits)[0]
@@ -461,7 +455,7 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
             continue
         for c in cases:
             hit = [v for v in plain if _matches_input(v, c)]
-            if hit and any(_same(e, c.output) for e in emitted):
+            if hit and any(plain_equal(e, c.output) for e in emitted):
                 pairs.append((c, hit[0]))
     strong = [(c, x) for c, x in pairs if not trivial(c.output)]
     if strong or len({repr(c) for c, _ in pairs}) >= 2:
@@ -472,12 +466,12 @@ def hardcoded(program: str, language: str, tests: dict[str, Any]) -> str:
         if not keys or not all(any(_matches_input(k, c) for c in cases) for k in keys):
             continue  # a table of the problem's domain (months, numerals), not of its tests
         for key, value in table:
-            if not trivial(key) and any(_matches_input(key, c) and _same(value, c.output)
+            if not trivial(key) and any(_matches_input(key, c) and plain_equal(value, c.output)
                                         for c in cases):
                 return f"looks up the test input {key!r} in a table of expected outputs"
     entry = tests.get("fn_name") or tests.get("entry_point")
     for name, value in _constant_functions(tree, entry):
-        if any(_same(value, c.output) for c in cases):
+        if any(plain_equal(value, c.output) for c in cases):
             return f"{name} returns the expected output {value!r} without computing it"
     return ""
 
