@@ -222,6 +222,9 @@ class SynthConfig:
     # whose tests then judge it in every one of synth.languages) or both (alternating)
     kind: str = "function"
     languages: list[str] = field(default_factory=lambda: ["python"])
+    # worked answers shown to the teacher before each request (0 or 1): a small teacher copies
+    # a shape it has seen; a proposal that copies the example is rejected (copies_example)
+    shots: int = 1
     proposals: int = 64  # teacher answers asked for (seeds are cycled)
     per_seed: int = 4  # answers per seed prompt
     temperature: float = 0.8
@@ -249,6 +252,7 @@ class SynthConfig:
         one_of("synth.augment_into", self.augment_into, ("tests", "heldout"))
         one_of("synth.seeds", self.seeds, SYNTH_SEEDS)
         one_of("synth.kind", self.kind, ("function", "io", "both"))
+        one_of("synth.shots", self.shots, (0, 1))
         for lang in self.languages:
             one_of("synth.languages", lang, ("python", "javascript", "go", "rust", "cpp"))
         if not self.languages:

@@ -17,7 +17,7 @@ import tokenize
 from dataclasses import dataclass
 from importlib import resources
 
-from rlce.synth.proposal import Rejected
+from rlce.synth.proposal import EXAMPLES, Rejected, parse, parse_io
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -54,6 +54,7 @@ class EvalItem:
     name: str | None  # the function it asks for
     statement: str
     solution: str = ""
+    reason: str = "contaminated"  # what an overlap with it is rejected as
 
 
 def humaneval_items() -> list[EvalItem]:
@@ -66,8 +67,20 @@ def humaneval_items() -> list[EvalItem]:
             for r in rows]
 
 
+def example_items() -> list[EvalItem]:
+    """The worked answers the teacher is shown (``proposal.EXAMPLES``): a proposal that
+    overlaps one the way a contaminated one overlaps an evaluation problem copied it."""
+    out = []
+    for kind, text in EXAMPLES.items():
+        prop = (parse if kind == "function" else parse_io)(text)
+        out.append(EvalItem(f"example/{kind}", prop.fn_name, prop.statement, prop.solution,
+                            reason="copies_example"))
+    return out
+
+
 class Decontaminator:
-    """Checks a problem against every evaluation problem it was built with."""
+    """Checks a problem against every evaluation problem (or worked example) it was built
+    with; an overlap is rejected as that item's ``reason``."""
 
     def __init__(self, items: list[EvalItem], ngram: int = 10, code_ngram: int = 20) -> None:
         self.ngram, self.code_ngram = ngram, code_ngram
@@ -80,24 +93,27 @@ class Decontaminator:
                 self.word_grams.setdefault(g, i.id)
             for g in ngrams(code_tokens(i.solution), code_ngram):
                 self.code_grams.setdefault(g, i.id)
-        self.sets = sorted({i.id.split("/")[0] for i in items})
+        self.reasons = {i.id: i.reason for i in items}
 
     def check(self, fn_name: str | None, statement: str, solution: str) -> None:
-        """Rejected("contaminated", what overlaps which evaluation problem) or nothing."""
+        """Rejected(the item's reason, what overlaps which item) or nothing."""
         if fn_name in self.names:
-            raise Rejected("contaminated", f"function name {fn_name!r} is "
-                                           f"{self.names[fn_name]}'s")
+            self._reject(self.names[fn_name], f"function name {fn_name!r} is "
+                                              f"{self.names[fn_name]}'s")
         norm = normalised(statement)
         if norm in self.statements:
-            raise Rejected("contaminated", f"the statement is {self.statements[norm]}'s")
+            self._reject(self.statements[norm], f"the statement is {self.statements[norm]}'s")
         for g in ngrams(words(statement), self.ngram):
             if g in self.word_grams:
-                raise Rejected("contaminated", f"{self.ngram} words in a row of the statement "
-                                               f"are {self.word_grams[g]}'s: {' '.join(g)!r}")
+                self._reject(self.word_grams[g], f"{self.ngram} words in a row of the "
+                             f"statement are {self.word_grams[g]}'s: {' '.join(g)!r}")
         for g in ngrams(code_tokens(solution), self.code_ngram):
             if g in self.code_grams:
-                raise Rejected("contaminated", f"{self.code_ngram} tokens in a row of the "
-                                               f"solution are {self.code_grams[g]}'s")
+                self._reject(self.code_grams[g], f"{self.code_ngram} tokens in a row of the "
+                                                 f"solution are {self.code_grams[g]}'s")
+
+    def _reject(self, owner: str, detail: str) -> None:
+        raise Rejected(self.reasons[owner], detail)
 
 
 class Deduper:

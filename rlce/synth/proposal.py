@@ -54,6 +54,74 @@ Give at least {min_tests} test inputs, each in its own text block, including edg
 
 KINDS = ("function", "io")
 
+# A worked answer of each kind, shown to the teacher as an earlier turn of the conversation
+# (``synth.shots=1``): a small teacher copies a shape it has seen far better than it follows a
+# description of one. Each is itself a valid proposal (tested against the real executor), and
+# a proposal that copies one is rejected as ``copies_example``.
+EXAMPLE_TOPIC = "runs of equal neighbours"
+EXAMPLES = {
+    "function": """Problem:
+Given a string s, return the length of the longest run of one character repeated in a row.
+An empty string gives 0.
+
+Solution:
+```python
+def longest_run(s):
+    best = 0
+    run = 0
+    prev = None
+    for ch in s:
+        if ch == prev:
+            run += 1
+        else:
+            run = 1
+            prev = ch
+        best = max(best, run)
+    return best
+```
+
+Tests:
+```python
+longest_run("aabbbc")
+longest_run("")
+longest_run("abc")
+longest_run("zzzz")
+longest_run("abba")
+```""",
+    "io": """Problem:
+The first line holds n, the second line n integers. Print how many of the integers are
+strictly greater than the one just before them.
+
+Solution:
+```python
+n = int(input())
+xs = list(map(int, input().split()))
+count = 0
+for i in range(1, n):
+    if xs[i] > xs[i - 1]:
+        count += 1
+print(count)
+```
+
+Tests:
+```text
+5
+1 2 2 3 1
+```
+```text
+1
+7
+```
+```text
+4
+4 3 2 1
+```
+```text
+4
+1 2 3 4
+```""",
+}
+
 
 @dataclass(frozen=True)
 class Seed:
@@ -83,6 +151,18 @@ def teacher_prompt(seed: Seed, min_tests: int, kind: str = "function") -> str:
         ask += (" It must be solved by a program that reads standard input and prints its "
                 "answer.")
     return f"{ask}\n\n{fmt.format(min_tests=min_tests)}"
+
+
+def teacher_messages(seed: Seed, min_tests: int, kind: str = "function",
+                     shots: int = 1) -> tuple[dict[str, str], ...]:
+    """The teacher's conversation: with ``shots=1``, a request on ``EXAMPLE_TOPIC`` answered
+    by ``EXAMPLES[kind]`` comes first, then the request for ``seed``."""
+    ask = {"role": "user", "content": teacher_prompt(seed, min_tests, kind)}
+    if not shots:
+        return (ask,)
+    example = Seed("example", "topic", EXAMPLE_TOPIC)
+    return ({"role": "user", "content": teacher_prompt(example, min_tests, kind)},
+            {"role": "assistant", "content": EXAMPLES[kind]}, ask)
 
 
 class Rejected(Exception):

@@ -30,11 +30,12 @@ from rlce.synth.contamination import (
     Decontaminator,
     Deduper,
     EvalItem,
+    example_items,
     humaneval_items,
     normalised,
 )
 from rlce.synth.pipeline import Pipeline, SynthParams
-from rlce.synth.proposal import KINDS, Seed, teacher_prompt
+from rlce.synth.proposal import KINDS, Seed, teacher_messages
 
 
 def problem_row(p: Problem) -> dict[str, Any]:
@@ -117,7 +118,8 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     teacher = s.teacher or cfg.model.name
     seeds = seeds_from(cfg) if s.mode == "propose" else []
     rows = augment_rows(cfg) if s.mode == "augment" else []
-    decon = Decontaminator(eval_items(cfg), s.ngram, s.code_ngram)
+    examples = example_items() if s.mode == "propose" and s.shots else []
+    decon = Decontaminator(eval_items(cfg) + examples, s.ngram, s.code_ngram)
     dedupe = Deduper()
     for seed in seeds:  # a proposal that copies a seed is a duplicate
         dedupe.statements.setdefault(normalised(seed.text), seed.id)
@@ -207,8 +209,8 @@ def propose(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, seeds: list[Se
     by_prompt = {f"{seeds[i % len(seeds)].id}@{i}": (
         seeds[i % len(seeds)], kinds[(i + i // len(seeds)) % len(kinds)])
         for i in range(n_prompts)}
-    prompts = [Prompt(pid, messages=({"role": "user", "content": teacher_prompt(
-        seed, s.min_tests, kind)},)) for pid, (seed, kind) in by_prompt.items()]
+    prompts = [Prompt(pid, messages=teacher_messages(seed, s.min_tests, kind, s.shots))
+               for pid, (seed, kind) in by_prompt.items()]
     settings = SamplingSettings(n=s.per_seed, temperature=s.temperature,
                                 max_tokens=s.max_tokens, seed=cfg.seed)
     with tqdm(total=n_prompts * s.per_seed, desc="teacher answers", unit="answer",

@@ -90,6 +90,7 @@ def test_synth_refuses_bad_options_by_name(tmp_path):
                           (["synth.seeds=failures", f"synth.from_run={tmp_path / 'x'}"],
                            "synth.seeds=failures needs synth.from_run"),
                           (["synth.max_tests=1"], "synth.max_tests=1 is below"),
+                          (["synth.shots=2"], "synth.shots must be one of"),
                           (["synth.teacher=/no/such/model"], "synth.teacher")]:
         out = rlce(["synth", *args, f"logging.dir={tmp_path}"], Path(tmp_path))
         assert out.returncode == 2, (args, out.stderr[-2000:])

@@ -7,10 +7,10 @@ import pytest
 
 from executors.runner import Runner
 from rlce.data import parse_problem
-from rlce.synth.contamination import Decontaminator, humaneval_items
+from rlce.synth.contamination import Decontaminator, example_items, humaneval_items
 from rlce.synth.mutants import mutants, trivial_programs
 from rlce.synth.pipeline import Pipeline, RunnerExecutor, SynthParams
-from rlce.synth.proposal import Seed
+from rlce.synth.proposal import EXAMPLES, Seed
 
 pytestmark = pytest.mark.slow
 
@@ -290,3 +290,11 @@ def run_kind(executor, decon, texts, kind):
         p.feed(t, SEED, kind=kind)
     p.finish()
     return p
+
+
+def test_the_worked_examples_are_valid_proposals_and_a_copy_is_rejected(executor, decon):
+    copies = Decontaminator(humaneval_items() + example_items())
+    for kind, text in EXAMPLES.items():  # what the teacher is shown must pass every stage
+        assert outcome(run_kind(executor, decon, [text], kind))[0] == "accepted", kind
+        renamed = text.replace("longest_run", "max_streak")  # a copy under another name
+        assert outcome(run_kind(executor, copies, [renamed], kind))[0] == "copies_example"

@@ -12,8 +12,17 @@ from rlce.config import ConfigError
 from rlce.synth.contamination import Decontaminator, Deduper, EvalItem, code_tokens, normalised
 from rlce.synth.inputs import more_inputs, shape_of
 from rlce.synth.mutants import mutants, trivial_programs
-from rlce.synth.proposal import Rejected, Seed, parse, parse_io, sections, teacher_prompt
 from rlce.synth.pipeline import Pipeline, SynthParams
+from rlce.synth.proposal import (
+    EXAMPLES,
+    Rejected,
+    Seed,
+    parse,
+    parse_io,
+    sections,
+    teacher_messages,
+    teacher_prompt,
+)
 from rlce.synth.run import apply_band, failure_seeds
 
 SOLUTION = "def double_all(xs):\n    return [x * 2 for x in xs]\n"
@@ -62,6 +71,26 @@ def test_teacher_prompt_names_the_seed_and_the_format():
                          ("failure", "cannot solve")]:
         text = teacher_prompt(Seed("s", kind, "SEED TEXT"), 5)
         assert phrase in text and "SEED TEXT" in text and "at least 5 test calls" in text
+
+
+def test_teacher_messages_show_a_worked_answer_of_the_kind_asked_for_first():
+    seed = Seed("s", "example", "SEED TEXT")
+    for kind in ("function", "io"):
+        first, example, ask = teacher_messages(seed, 5, kind, shots=1)
+        assert [m["role"] for m in (first, example, ask)] == ["user", "assistant", "user"]
+        assert example["content"] == EXAMPLES[kind] and "SEED TEXT" not in first["content"]
+        assert ask["content"] == teacher_prompt(seed, 5, kind)
+        assert teacher_messages(seed, 5, kind, shots=0) == (ask,)
+
+
+def test_an_overlap_is_rejected_as_its_items_reason():
+    d = Decontaminator([EvalItem("HumanEval/0", "has_close", "Check if two numbers are close."),
+                        EvalItem("example/function", "longest_run", "Return the longest run.",
+                                 reason="copies_example")])
+    for name, reason in [("has_close", "contaminated"), ("longest_run", "copies_example")]:
+        with pytest.raises(Rejected) as e:
+            d.check(name, "Something else entirely, said in other words.", "")
+        assert e.value.reason == reason
 
 
 def test_mutants_are_distinct_single_changes_that_compile():
