@@ -234,7 +234,10 @@ class SynthConfig:
     mutants: int = 12  # mutants of the reference each problem's tests must face
     min_mutation_score: float = 0.6
     timeout_s: float = 5.0  # each reference, mutant and trivial run
-    extra_inputs: int = 10  # augment: new inputs tried per problem
+    extra_inputs: int = 10  # augment: new inputs tried per problem, shaped like its own
+    # augment: test calls the teacher is asked to write per problem (its outputs are ignored:
+    # the reference's count); 0: only the shaped inputs, and no engine is started
+    teacher_inputs: int = 0
     # augment: the new cases join the problem's tests, or become its held-out tests
     # (tests.heldout: judged beside the reward tests, never rewarded; rlce/guard.py)
     augment_into: str = "tests"
@@ -253,6 +256,8 @@ class SynthConfig:
         one_of("synth.seeds", self.seeds, SYNTH_SEEDS)
         one_of("synth.kind", self.kind, ("function", "io", "both"))
         one_of("synth.shots", self.shots, (0, 1))
+        if self.teacher_inputs < 0:
+            raise ValueError(f"synth.teacher_inputs must be >= 0, got {self.teacher_inputs}")
         for lang in self.languages:
             one_of("synth.languages", lang, ("python", "javascript", "go", "rust", "cpp"))
         if not self.languages:

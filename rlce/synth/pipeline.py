@@ -82,6 +82,16 @@ def _case_key(case: dict[str, Any]) -> str:
     return json.dumps([case.get("args", []), case.get("kwargs") or {}], sort_keys=True)
 
 
+def _unseen(cases: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
+    """The cases whose arguments are not in ``seen`` yet, each once (``seen`` grows)."""
+    out = []
+    for c in cases:
+        if _case_key(c) not in seen:
+            seen.add(_case_key(c))
+            out.append(c)
+    return out
+
+
 @dataclass
 class Item:
     """One problem on its way through the stages."""
@@ -93,6 +103,7 @@ class Item:
     seed: Seed | None = None
     proposal: Proposal | None = None
     original: dict[str, Any] | None = None  # augment: the problem's row as it was
+    teacher_keys: set[str] = field(default_factory=set)  # augment: the teacher's inputs
     stage: str = "execute"
     waiting: int = 0
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -149,21 +160,27 @@ class Pipeline:
         self._execute(item)
         self.drain(block=False)
 
-    def augment(self, row: dict[str, Any]) -> None:
+    def augment(self, row: dict[str, Any], teacher_inputs: list[dict[str, Any]] = ()) -> None:
         """More tests for a problem row with a Python reference (``reference``) and
-        ``call`` tests: its inputs and new ones run through the reference."""
+        ``call`` tests: its inputs, the ``teacher_inputs`` (``{"args", "kwargs"}``, from
+        ``proposal.parse_inputs``) and new ones shaped like its own, run through the
+        reference."""
         self.proposed += 1
         key = f"a{self._next()}"
         tests = row["tests"]
         old = [{"args": c.get("args", []), "kwargs": c.get("kwargs", {})} for c in tests["cases"]]
         try:
-            new = more_inputs(old, self.p.extra_inputs, self.p.seed + self._n)
+            typed = more_inputs(old, self.p.extra_inputs, self.p.seed + self._n)
         except Exception as e:  # noqa: BLE001 - one problem must never end the run
             self._record(key, None, None, "internal_error", f"new inputs for {row['id']}: "
                                                             f"{type(e).__name__}: {e}"[:500])
             return
-        item = Item(key, tests["fn_name"], row["reference"], old + new, original=row)
+        seen = {_case_key(c) for c in old}
+        teacher, typed = _unseen(teacher_inputs, seen), _unseen(typed, seen)
+        item = Item(key, tests["fn_name"], row["reference"], old + teacher + typed, original=row,
+                    teacher_keys={_case_key(c) for c in teacher})
         item.figures["original_cases"] = len(old)
+        item.figures["teacher_inputs"] = len(teacher)
         self._execute(item)
         self.drain(block=False)
 
@@ -371,7 +388,9 @@ class Pipeline:
             else:
                 row["tests"] = {**row["tests"], "cases": item.cases}
             row["augmented"] = {**fig, "cases_before": len(item.original["tests"]["cases"]),
-                                "cases_after": len(item.cases)}
+                                "cases_after": len(item.cases),
+                                "teacher_cases": sum(_case_key(c) in item.teacher_keys
+                                                     for c in item.cases)}
             pid = row["id"]
         else:
             prop = item.proposal

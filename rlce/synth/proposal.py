@@ -165,6 +165,29 @@ def teacher_messages(seed: Seed, min_tests: int, kind: str = "function",
             {"role": "assistant", "content": EXAMPLES[kind]}, ask)
 
 
+def inputs_prompt(statement: str, reference: str, fn_name: str, n: int) -> str:
+    """What the teacher is asked for when it adds tests to a problem (``synth.mode=augment``
+    with ``synth.teacher_inputs``): calls only; their outputs come from the reference."""
+    return (f"Here is a Python exercise and a correct solution.\n\n{statement}\n\n"
+            f"```python\n{reference.rstrip()}\n```\n\n"
+            f"Write {n} new test calls of `{fn_name}` with literal arguments (numbers, "
+            "strings, lists, dicts): edge cases, and inputs unlike the ones above. Answer "
+            "with one Python code block, one call per line.")
+
+
+def parse_inputs(text: str, fn_name: str) -> tuple[list[dict[str, Any]], int]:
+    """The distinct calls of ``fn_name`` with literal arguments in the answer's code blocks
+    (or its text, if it has none), as ``{"args", "kwargs"}``, and how many non-empty lines
+    were not such a call. What a line claims about the output is ignored."""
+    blocks = [body for _, body, _ in FENCE.findall(text)] or [text]
+    calls, skipped = [], 0
+    for block in blocks:
+        found, n = test_calls(block, {fn_name})
+        calls += [args for _, args in found]
+        skipped += n
+    return unique_inputs(calls), skipped
+
+
 class Rejected(Exception):
     """A proposal or problem that is not kept: ``reason`` is one short name (the yield
     report counts them), ``detail`` says what exactly."""

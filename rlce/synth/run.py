@@ -35,7 +35,7 @@ from rlce.synth.contamination import (
     normalised,
 )
 from rlce.synth.pipeline import Pipeline, SynthParams
-from rlce.synth.proposal import KINDS, Seed, teacher_messages
+from rlce.synth.proposal import KINDS, Seed, inputs_prompt, parse_inputs, teacher_messages
 
 
 def problem_row(p: Problem) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     dedupe = Deduper()
     for seed in seeds:  # a proposal that copies a seed is a duplicate
         dedupe.statements.setdefault(normalised(seed.text), seed.id)
-    if s.mode == "propose":
+    if s.mode == "propose" or s.teacher_inputs:
         try:
             resolve_model(teacher)
         except ModelNotFound as e:
@@ -148,13 +148,14 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     kept: list[dict[str, Any]] | None = None
     t0 = time.perf_counter()
     try:
-        if s.mode == "propose":
+        if s.mode == "propose" or s.teacher_inputs:
             from actors.rollout import spawn_rollout_actors
 
             say(f"rlce synth: starting {cfg.rollout.engines} {cfg.rollout.backend} engine(s) "
                 f"of the teacher {teacher}", show)
             engines = spawn_rollout_actors(cfg.rollout, teacher, cfg.seed, cfg.rollout.engines)
             t0 = time.perf_counter()
+        if s.mode == "propose":
             propose(cfg, engines, pipe, seeds, show)
             if s.policy_samples:
                 difficulty_band(cfg, engines if teacher == cfg.model.name else None, fleet,
@@ -162,13 +163,14 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
             kept = pipe.accepted
         else:
             say(f"rlce synth: augmenting the tests of {len(rows)} problems", show)
-            for row in rows:
-                if not row.get("_not_augmentable"):
-                    pipe.augment(row)
+            teacher_stats = augment(cfg, engines, pipe, rows, show)
             pipe.finish()
             kept = merge_augmented(rows, pipe.accepted)
         wall = time.perf_counter() - t0
         report = yield_report(cfg, pipe, wall, fleet)
+        if s.mode == "augment" and s.teacher_inputs:  # and how many became tests
+            teacher_stats["kept"] = sum(r["augmented"]["teacher_cases"] for r in pipe.accepted)
+            report["teacher_inputs"] = teacher_stats
         if s.mode == "augment" and s.recheck:
             report["recheck"] = recheck(Path(s.recheck).expanduser(), rows, pipe.accepted,
                                         fleet)
@@ -219,6 +221,41 @@ def propose(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, seeds: list[Se
             pipe.feed(sample.text, *by_prompt[sample.problem_id])
             bar.update(1)
     pipe.finish()
+
+
+def augment(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, rows: list[dict[str, Any]],
+            show: bool) -> dict[str, int]:
+    """Feed each augmentable row to the pipeline: at once with shaped inputs only, or, with
+    teacher ``engines``, as the teacher's answer for it arrives, with the calls it wrote.
+    Returns the teacher's figures: answers, calls offered, answers with none."""
+    from tqdm import tqdm
+
+    from actors.rollout import RolloutPool
+    from rlce.core.types import Prompt, SamplingSettings
+
+    todo = {r["id"]: r for r in rows if not r.get("_not_augmentable")}
+    stats = {"answers": 0, "calls": 0, "answers_without_calls": 0}
+    if not engines:
+        for row in todo.values():
+            pipe.augment(row)
+        return stats
+    s = cfg.synth
+    prompts = [Prompt(pid, messages=({"role": "user", "content": inputs_prompt(
+        r["prompt"], r["reference"], r["tests"]["fn_name"], s.teacher_inputs)},))
+        for pid, r in todo.items()]
+    settings = SamplingSettings(n=1, temperature=s.temperature, max_tokens=s.max_tokens,
+                                seed=cfg.seed)
+    with tqdm(total=len(prompts), desc="teacher inputs", unit="answer",
+              disable=not show) as bar:
+        for sample in RolloutPool(engines).generate(prompts, settings):
+            row = todo[sample.problem_id]
+            calls, _ = parse_inputs(sample.text, row["tests"]["fn_name"])
+            stats["answers"] += 1
+            stats["calls"] += len(calls)
+            stats["answers_without_calls"] += not calls
+            pipe.augment(row, calls)
+            bar.update(1)
+    return stats
 
 
 def difficulty_band(cfg: TrainConfig, engines: list[Any] | None, fleet: Any, pipe: Pipeline,
@@ -372,6 +409,8 @@ def log_wandb(run: Any, report: dict[str, Any], pipe: Pipeline) -> None:
 
     scalars = {f"synth/{k}": v for k, v in report.items() if isinstance(v, (int, float))}
     scalars.update({f"synth/rejected_{k}": v for k, v in report["rejected"].items()})
+    scalars.update({f"synth/teacher_inputs_{k}": v
+                    for k, v in report.get("teacher_inputs", {}).items()})
     table = wandb.Table(columns=["seed", "problem", "outcome", "detail", "mutation_score",
                                  "answer"],
                         data=[[r["seed"], r["problem"], r["outcome"], r["detail"][:500],
@@ -389,6 +428,11 @@ def summary(report: dict[str, Any]) -> str:
                 "accepted_per_executor_core_hour"):
         if report.get(key) is not None:
             lines.append(f"  {key:35s} {report[key]}")
+    if "teacher_inputs" in report:
+        t = report["teacher_inputs"]
+        lines.append(f"  teacher: {t['answers']} answers, {t['calls']} calls "
+                     f"({t['answers_without_calls']} answers without one), {t['kept']} kept "
+                     "as tests")
     if "recheck" in report:
         r = report["recheck"]
         lines.append(f"  recheck: {r['pass_original']} programs pass the original tests, "

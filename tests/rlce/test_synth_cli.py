@@ -84,6 +84,25 @@ def test_augmented_tests_catch_a_memorised_program_and_train(tmp_path):
     assert all(r["judged"] > 0 and r["prompt"] for r in rates.values())
 
 
+def test_augment_asks_the_teacher_for_calls_of_each_augmentable_problem(tmp_path):
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    out = rlce(["synth", "synth.mode=augment", "data=jsonl", f"data.path={data}",
+                "synth.teacher_inputs=4", "model=tiny", "rollout=transformers",
+                "synth.max_tokens=24", "rollout.max_model_len=1024", "synth.mutants=4",
+                "synth.extra_inputs=2", "logging.mode=offline",
+                f"logging.dir={tmp_path / 'runs'}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    teacher = report["teacher_inputs"]  # the echo problem has no reference: not asked
+    assert teacher["answers"] == 1 and teacher["kept"] <= teacher["calls"]
+    (clip,) = [json.loads(r) for r in (run_dir / "problems.jsonl").read_text().splitlines()
+               if json.loads(r)["id"] == "own/clip_sum"]
+    assert clip["augmented"]["teacher_cases"] == teacher["kept"]
+    assert f"teacher: 1 answers, {teacher['calls']} calls" in out.stdout
+
+
 def test_synth_refuses_bad_options_by_name(tmp_path):
     for args, message in [(["synth.mode=invent"], "synth.mode must be one of"),
                           (["synth.seeds=topics"], "synth.seeds=topics needs synth.topics"),
@@ -91,6 +110,7 @@ def test_synth_refuses_bad_options_by_name(tmp_path):
                            "synth.seeds=failures needs synth.from_run"),
                           (["synth.max_tests=1"], "synth.max_tests=1 is below"),
                           (["synth.shots=2"], "synth.shots must be one of"),
+                          (["synth.teacher_inputs=-1"], "synth.teacher_inputs must be >= 0"),
                           (["synth.teacher=/no/such/model"], "synth.teacher")]:
         out = rlce(["synth", *args, f"logging.dir={tmp_path}"], Path(tmp_path))
         assert out.returncode == 2, (args, out.stderr[-2000:])

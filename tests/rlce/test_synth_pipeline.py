@@ -224,6 +224,18 @@ def test_augment_adds_inputs_and_raises_the_mutation_score(executor, decon):
     p.augment(wrong)
     p.finish()
     assert not p.accepted and p.log[0]["outcome"] == "reference_disagrees"
+    # the teacher's calls join the tests (outputs from the reference), before the shaped
+    # ones; one the problem has already, and one on which the reference raises, do not
+    teacher = [{"args": [[1, 2], 5], "kwargs": {}}, {"args": [[10, -4, 7], 6], "kwargs": {}},
+               {"args": [None, 1], "kwargs": {}}, {"args": [[3, 3, 3], 2], "kwargs": {}}]
+    p = Pipeline(executor, SynthParams(mutants=12, extra_inputs=0), decon)
+    p.augment(row, teacher)
+    p.finish()
+    (out,) = p.accepted
+    assert out["tests"]["cases"][3:] == [{"args": [[10, -4, 7], 6], "expected": 8},
+                                         {"args": [[3, 3, 3], 2], "expected": 6}]
+    assert out["augmented"]["teacher_inputs"] == 3 and out["augmented"]["teacher_cases"] == 2
+    assert out["augmented"]["inputs_dropped"] == {"raises": 1}
 
 
 IO_ANSWER = """Problem:

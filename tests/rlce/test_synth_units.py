@@ -18,6 +18,7 @@ from rlce.synth.proposal import (
     Rejected,
     Seed,
     parse,
+    parse_inputs,
     parse_io,
     sections,
     teacher_messages,
@@ -81,6 +82,18 @@ def test_teacher_messages_show_a_worked_answer_of_the_kind_asked_for_first():
         assert example["content"] == EXAMPLES[kind] and "SEED TEXT" not in first["content"]
         assert ask["content"] == teacher_prompt(seed, 5, kind)
         assert teacher_messages(seed, 5, kind, shots=0) == (ask,)
+
+
+def test_parse_inputs_takes_literal_calls_of_the_function_from_every_block():
+    text = ("Here you go:\n```python\nclip([1, 2], 5)\nassert clip([], 3) == 99\n"
+            "clip(xs, 1)\nother([1], 2)\n```\nand\n```\nclip([1, 2], 5)\n"
+            "print(clip(cap=2, xs=[4]))\n```\n")
+    calls, skipped = parse_inputs(text, "clip")
+    assert calls == [{"args": [[1, 2], 5], "kwargs": {}}, {"args": [[], 3], "kwargs": {}},
+                     {"args": [], "kwargs": {"cap": 2, "xs": [4]}}]
+    assert skipped == 2  # clip(xs, 1) and other([1], 2)
+    assert parse_inputs("clip([7], 0)\nno code here", "clip") == (
+        [{"args": [[7], 0], "kwargs": {}}], 1)
 
 
 def test_an_overlap_is_rejected_as_its_items_reason():
