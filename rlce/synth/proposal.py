@@ -53,6 +53,8 @@ Tests:
 Give at least {min_tests} test inputs, each in its own text block, including edge cases."""
 
 KINDS = ("function", "io")
+# what FORMAT and FORMAT_IO put where the statement goes; a teacher may copy it
+PLACEHOLDER = re.compile(r"<the task in plain words\b", re.IGNORECASE)
 
 # A worked answer of each kind, shown to the teacher as an earlier turn of the conversation
 # (``synth.shots=1``): a small teacher copies a shape it has seen far better than it follows a
@@ -247,6 +249,8 @@ def _common(text: str) -> tuple[dict[str, str], str, str, ast.Module]:
     statement = parts.get("problem", "").strip()
     if len(statement) < 20:
         raise Rejected("no_statement", f"the Problem section has {len(statement)} characters")
+    if PLACEHOLDER.search(statement):  # the format's "<the task in plain words: ...>"
+        raise Rejected("no_statement", "the Problem section is the format's placeholder")
     solution = first_block(parts.get("solution", ""))
     if solution is None or not solution.strip():
         raise Rejected("no_solution", "no code block under Solution")

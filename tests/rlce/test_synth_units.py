@@ -49,6 +49,8 @@ def test_parse_reads_sections_and_literal_test_calls_only():
 
 @pytest.mark.parametrize("text, reason", [
     ("Problem: too short", "no_statement"),
+    (answer(statement="<the task in plain words: what the function takes and what it "
+                      "returns>"), "no_statement"),  # the format's placeholder, copied
     (answer(solution=""), "no_solution"),
     (answer(solution="def double_all(xs:\n"), "solution_syntax"),
     (answer(solution="x = 1\n"), "no_function"),
