@@ -69,11 +69,18 @@ def humaneval_items() -> list[EvalItem]:
 
 def example_items() -> list[EvalItem]:
     """The worked answers the teacher is shown (``proposal.EXAMPLES``): a proposal that
-    overlaps one the way a contaminated one overlaps an evaluation problem copied it."""
+    overlaps one the way a contaminated one overlaps an evaluation problem copied it. Of
+    the io example only its task counts, not what every io problem shares: the sentence
+    on the input's layout and the lines that read it."""
     out = []
     for kind, text in EXAMPLES.items():
         prop = (parse if kind == "function" else parse_io)(text)
-        out.append(EvalItem(f"example/{kind}", prop.fn_name, prop.statement, prop.solution,
+        statement, solution = prop.statement, prop.solution
+        if kind == "io":
+            statement = statement.split(".", 1)[1].strip()
+            solution = "".join(line for line in solution.splitlines(keepends=True)
+                               if "input(" not in line)
+        out.append(EvalItem(f"example/{kind}", prop.fn_name, statement, solution,
                             reason="copies_example"))
     return out
 
@@ -84,8 +91,12 @@ class Decontaminator:
 
     def __init__(self, items: list[EvalItem], ngram: int = 10, code_ngram: int = 20) -> None:
         self.ngram, self.code_ngram = ngram, code_ngram
-        self.names = {i.name: i.id for i in items if i.name}
-        self.statements = {normalised(i.statement): i.id for i in items}
+        self.names: dict[str, str] = {}  # the first item that has it names it
+        self.statements: dict[str, str] = {}
+        for i in items:
+            if i.name:
+                self.names.setdefault(i.name, i.id)
+            self.statements.setdefault(normalised(i.statement), i.id)
         self.word_grams: dict[tuple[str, ...], str] = {}
         self.code_grams: dict[tuple[str, ...], str] = {}
         for i in items:

@@ -170,7 +170,9 @@ class Pipeline:
         tests = row["tests"]
         old = [{"args": c.get("args", []), "kwargs": c.get("kwargs", {})} for c in tests["cases"]]
         try:
-            typed = more_inputs(old, self.p.extra_inputs, self.p.seed + self._n)
+            # seeded by the problem, not by arrival order, so its inputs are reproducible
+            typed = more_inputs(old, self.p.extra_inputs, self.p.seed + int(
+                hashlib.sha256(row["id"].encode()).hexdigest()[:8], 16))
         except Exception as e:  # noqa: BLE001 - one problem must never end the run
             self._record(key, None, None, "internal_error", f"new inputs for {row['id']}: "
                                                             f"{type(e).__name__}: {e}"[:500])

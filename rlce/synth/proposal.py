@@ -167,13 +167,19 @@ def teacher_messages(seed: Seed, min_tests: int, kind: str = "function",
             {"role": "assistant", "content": EXAMPLES[kind]}, ask)
 
 
-def inputs_prompt(statement: str, reference: str, fn_name: str, n: int) -> str:
+def inputs_prompt(statement: str, reference: str, fn_name: str, n: int,
+                  cases: list[dict[str, Any]] = ()) -> str:
     """What the teacher is asked for when it adds tests to a problem (``synth.mode=augment``
-    with ``synth.teacher_inputs``): calls only; their outputs come from the reference."""
+    with ``synth.teacher_inputs``), shown the problem's own test calls (``cases``): calls
+    only; their outputs come from the reference."""
+    calls = "\n".join(fn_name + "(" + ", ".join(
+        [repr(a) for a in c.get("args", [])]
+        + [f"{k}={v!r}" for k, v in (c.get("kwargs") or {}).items()]) + ")" for c in cases)
+    shown = f"Its tests call:\n```python\n{calls}\n```\n\n" if calls else ""
     return (f"Here is a Python exercise and a correct solution.\n\n{statement}\n\n"
-            f"```python\n{reference.rstrip()}\n```\n\n"
+            f"```python\n{reference.rstrip()}\n```\n\n{shown}"
             f"Write {n} new test calls of `{fn_name}` with literal arguments (numbers, "
-            "strings, lists, dicts): edge cases, and inputs unlike the ones above. Answer "
+            "strings, lists, dicts): edge cases, and inputs unlike these. Answer "
             "with one Python code block, one call per line.")
 
 

@@ -227,24 +227,34 @@ def augment(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, rows: list[dic
             show: bool) -> dict[str, int]:
     """Feed each augmentable row to the pipeline: at once with shaped inputs only, or, with
     teacher ``engines``, as the teacher's answer for it arrives, with the calls it wrote.
-    Returns the teacher's figures: answers, calls offered, answers with none."""
+    Returns the teacher's figures: answers, calls offered, answers with none, prompts too
+    long for the teacher (those problems get shaped inputs only)."""
     from tqdm import tqdm
 
     from actors.rollout import RolloutPool
     from rlce.core.types import Prompt, SamplingSettings
 
     todo = {r["id"]: r for r in rows if not r.get("_not_augmentable")}
-    stats = {"answers": 0, "calls": 0, "answers_without_calls": 0}
+    stats = {"answers": 0, "calls": 0, "answers_without_calls": 0, "prompts_too_long": 0}
     if not engines:
         for row in todo.values():
             pipe.augment(row)
         return stats
     s = cfg.synth
     prompts = [Prompt(pid, messages=({"role": "user", "content": inputs_prompt(
-        r["prompt"], r["reference"], r["tests"]["fn_name"], s.teacher_inputs)},))
+        r["prompt"], r["reference"], r["tests"]["fn_name"], s.teacher_inputs,
+        r["tests"]["cases"])},))
         for pid, r in todo.items()]
     settings = SamplingSettings(n=1, temperature=s.temperature, max_tokens=s.max_tokens,
                                 seed=cfg.seed)
+    import ray
+
+    # a problem whose prompt does not fit the teacher gets shaped inputs only
+    too_long = dict(ray.get(engines[0].check_prompts.remote(prompts)))
+    stats["prompts_too_long"] = len(too_long)
+    for pid in too_long:
+        pipe.augment(todo[pid])
+    prompts = [q for q in prompts if q.problem_id not in too_long]
     with tqdm(total=len(prompts), desc="teacher inputs", unit="answer",
               disable=not show) as bar:
         for sample in RolloutPool(engines).generate(prompts, settings):

@@ -308,5 +308,6 @@ def test_the_worked_examples_are_valid_proposals_and_a_copy_is_rejected(executor
     copies = Decontaminator(humaneval_items() + example_items())
     for kind, text in EXAMPLES.items():  # what the teacher is shown must pass every stage
         assert outcome(run_kind(executor, decon, [text], kind))[0] == "accepted", kind
-        renamed = text.replace("longest_run", "max_streak")  # a copy under another name
+        # a copy under other names
+        renamed = text.replace("longest_run", "max_streak").replace("count", "ups")
         assert outcome(run_kind(executor, copies, [renamed], kind))[0] == "copies_example"

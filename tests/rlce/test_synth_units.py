@@ -9,7 +9,14 @@ import json
 import pytest
 
 from rlce.config import ConfigError
-from rlce.synth.contamination import Decontaminator, Deduper, EvalItem, code_tokens, normalised
+from rlce.synth.contamination import (
+    Decontaminator,
+    Deduper,
+    EvalItem,
+    code_tokens,
+    example_items,
+    normalised,
+)
 from rlce.synth.inputs import more_inputs, shape_of
 from rlce.synth.mutants import mutants, trivial_programs
 from rlce.synth.pipeline import Pipeline, SynthParams
@@ -96,6 +103,16 @@ def test_parse_inputs_takes_literal_calls_of_the_function_from_every_block():
     assert skipped == 2  # clip(xs, 1) and other([1], 2)
     assert parse_inputs("clip([7], 0)\nno code here", "clip") == (
         [{"args": [[7], 0], "kwargs": {}}], 1)
+
+
+def test_what_every_io_problem_shares_with_the_io_example_is_no_copy():
+    d = Decontaminator(example_items())
+    d.check(None, "The first line holds n, the second line n integers. Print their sum.",
+            "n = int(input())\nxs = list(map(int, input().split()))\nprint(sum(xs))\n")
+    with pytest.raises(Rejected) as e:  # its task, in other words around it, is a copy
+        d.check(None, "Read n numbers. Print how many of the integers are strictly greater "
+                      "than the one just before them, please.", "print(0)\n")
+    assert e.value.reason == "copies_example"
 
 
 def test_an_overlap_is_rejected_as_its_items_reason():
