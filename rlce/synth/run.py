@@ -118,12 +118,13 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     teacher = s.teacher or cfg.model.name
     seeds = seeds_from(cfg) if s.mode == "propose" else []
     rows = augment_rows(cfg) if s.mode == "augment" else []
+    uses_teacher = s.mode == "propose" or s.teacher_inputs > 0  # an engine of it is started
     examples = example_items() if s.mode == "propose" and s.shots else []
     decon = Decontaminator(eval_items(cfg) + examples, s.ngram, s.code_ngram)
     dedupe = Deduper()
     for seed in seeds:  # a proposal that copies a seed is a duplicate
         dedupe.statements.setdefault(normalised(seed.text), seed.id)
-    if s.mode == "propose" or s.teacher_inputs:
+    if uses_teacher:
         try:
             resolve_model(teacher)
         except ModelNotFound as e:
@@ -148,7 +149,7 @@ def synth(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     kept: list[dict[str, Any]] | None = None
     t0 = time.perf_counter()
     try:
-        if s.mode == "propose" or s.teacher_inputs:
+        if uses_teacher:
             from actors.rollout import spawn_rollout_actors
 
             say(f"rlce synth: starting {cfg.rollout.engines} {cfg.rollout.backend} engine(s) "
@@ -229,6 +230,7 @@ def augment(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, rows: list[dic
     teacher ``engines``, as the teacher's answer for it arrives, with the calls it wrote.
     Returns the teacher's figures: answers, calls offered, answers with none, prompts too
     long for the teacher (those problems get shaped inputs only)."""
+    import ray
     from tqdm import tqdm
 
     from actors.rollout import RolloutPool
@@ -247,8 +249,6 @@ def augment(cfg: TrainConfig, engines: list[Any], pipe: Pipeline, rows: list[dic
         for pid, r in todo.items()]
     settings = SamplingSettings(n=1, temperature=s.temperature, max_tokens=s.max_tokens,
                                 seed=cfg.seed)
-    import ray
-
     # a problem whose prompt does not fit the teacher gets shaped inputs only
     too_long = dict(ray.get(engines[0].check_prompts.remote(prompts)))
     stats["prompts_too_long"] = len(too_long)
