@@ -18,6 +18,7 @@ import datasets
 import pytest
 import yaml
 
+from rlce.prompts import program_key
 from rlce.wandb_offline import history
 from tests.ray_nodes import actor_pids
 
@@ -313,12 +314,19 @@ def test_sft_from_pairs_then_rejection_sampling_then_from_the_store(tmp_path):
                         "algo.n=4", "algo.sft_max_samples=8", "algo.groups_per_step=3",
                         "algo.problems_per_draw=0", "algo.max_tokens=16")
     (m,) = steps
-    # loud never passes: sampled again (4 more); each quiet problem's passes are one program
+    # loud never passes: sampled again (4 more)
     assert (m["data/draws"], m["rollout/samples"]) == (2, 16)
-    assert m["data/groups_kept"] == m["data/samples_kept"] == m["learner/samples"] == 2
     store = datasets.load_dataset("parquet", data_files=str(
         second / "trajectories" / "*.parquet"))["train"]
     assert {r["problem"] for r in store if r["status"] == "passed"} == {"quiet", "quiet2"}
+    # each quiet problem keeps its distinct passing programs, at most sft_keep (2) of them:
+    # `pass` and, now and then, another program the sampler wrote that also prints nothing
+    distinct = {pid: {program_key(r["program"], "python") for r in store
+                      if r["problem"] == pid and r["status"] == "passed"}
+                for pid in ("quiet", "quiet2")}
+    kept = sum(min(len(keys), 2) for keys in distinct.values())
+    assert m["data/groups_kept"] == 2
+    assert m["data/samples_kept"] == m["learner/samples"] == kept
     _, steps = run("store", f"algo.sft_from={second}", "algo.steps=1",
                    "algo.groups_per_step=2")
     assert steps[0]["learner/samples"] == sum(r["status"] == "passed" for r in store)
