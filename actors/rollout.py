@@ -223,9 +223,11 @@ class Rollout:
 RolloutActor = ray.remote(Rollout)
 
 
-def spawn_rollout_actors(cfg: RolloutConfig, model: str, seed: int, count: int) -> list[Any]:
-    """Start ``count`` RolloutActors of ``model`` placed by ``cfg``'s Ray resources and wait
-    until their engines are up. Engines start side by side."""
+def launch_rollout_actors(cfg: RolloutConfig, model: str, seed: int, count: int
+                          ) -> tuple[list[Any], list[Any]]:
+    """Start ``count`` RolloutActors of ``model`` placed by ``cfg``'s Ray resources, side by
+    side, without waiting: the actors and the refs that resolve once each engine is up (or
+    raise its start-up error), so a caller can do other work while engines load."""
     opts = cfg.actor_options()
     if cfg.backend == "vllm":
         # vLLM starts its engine core with multiprocessing; spawn is safe inside Ray workers
@@ -233,7 +235,13 @@ def spawn_rollout_actors(cfg: RolloutConfig, model: str, seed: int, count: int) 
     tag = uuid.uuid4().hex[:4]
     actors = [RolloutActor.options(**opts).remote(cfg, model, seed, f"{cfg.backend}-{tag}-{i}")
               for i in range(count)]
-    ray.get([a.start.remote() for a in actors])
+    return actors, [a.start.remote() for a in actors]
+
+
+def spawn_rollout_actors(cfg: RolloutConfig, model: str, seed: int, count: int) -> list[Any]:
+    """``launch_rollout_actors``, waiting until the engines are up."""
+    actors, starting = launch_rollout_actors(cfg, model, seed, count)
+    ray.get(starting)
     return actors
 
 

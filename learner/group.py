@@ -12,14 +12,9 @@ import ray
 import torch
 
 from rlce.core.config import AlgoConfig, LearnerConfig
-from rlce.core.types import TrainGroup
+from rlce.core.types import LearnerLost, TrainGroup
 
 from .learner import STEP_METRICS, LearnerActor, advantages_for, validate
-
-
-class LearnerLost(RuntimeError):
-    """A learner actor died (its process was killed, its node was lost): the model's state in
-    the group is gone, and the run can only go on from a checkpoint."""
 
 
 def gather(refs: list, what: str, actors: list | None = None) -> list:

@@ -91,9 +91,9 @@ class _Task:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf.errors import OmegaConfBaseException
 
-        from learner.group import LearnerLost
         from rlce.checkpoints import CheckpointError
         from rlce.config import ConfigError
+        from rlce.core.types import LearnerLost
         from rlce.critic import CriticError
 
         self.started = True

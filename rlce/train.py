@@ -112,13 +112,13 @@ def sft_pairs(cfg: TrainConfig, model_path: str) -> Any:
     ConfigError naming the option."""
     if cfg.algo.sft_from is None:
         return None
-    from transformers import AutoTokenizer
-
     from rlce.sft import PairError, pair_batches, read_pairs
 
     path = cfg.algo.sft_from
     try:
         pairs, errors, _ = read_pairs(path, cfg.data.on_error)
+        from transformers import AutoTokenizer  # (seconds to import: after the file is read)
+
         batches, too_long = pair_batches(
             path, pairs, AutoTokenizer.from_pretrained(model_path),
             max_len=cfg.rollout.max_model_len, groups=cfg.algo.groups_per_step,
@@ -134,7 +134,9 @@ class Parts:
     """The running parts of a run (engines, fleet, learner), shut down together."""
 
     def __init__(self, cfg: TrainConfig, learner: bool = True) -> None:
-        from actors.rollout import spawn_rollout_actors
+        import ray
+
+        from actors.rollout import launch_rollout_actors
         from executors.fleet import ExecutorFleet
         from learner.group import LearnerGroup
         from learner.learner import Learner
@@ -143,12 +145,23 @@ class Parts:
         ensure_ray(cfg.cluster.address)
         self.cfg = cfg
         self.learner: Learner | LearnerGroup | None = None
+
+        def launch() -> tuple[list[ActorHandle], list[Any]]:
+            return launch_rollout_actors(cfg.rollout, cfg.start_model, cfg.seed,
+                                         cfg.rollout.engines)
+
+        # CPU engines load while the learner and the fleet start. A GPU engine starts once the
+        # learner has loaded: vLLM sizes its cache from the GPU memory it finds free, and a
+        # learner on the same GPU would take it away in the middle.
+        gpu = cfg.rollout.num_gpus > 0
+        self.engines, starting = ([], []) if gpu else launch()
         args = (cfg.learner, cfg.algo, cfg.model.name, cfg.seed, cfg.checkpoint.resume)
         if learner:
             self.learner = Learner(*args) if cfg.learner.actors == 0 else LearnerGroup(*args)
-        self.engines = spawn_rollout_actors(cfg.rollout, cfg.start_model, cfg.seed,
-                                            cfg.rollout.engines)
+        if gpu:
+            self.engines, starting = launch()
         self.fleet = ExecutorFleet(cfg.executor)
+        ray.get(starting)
 
     def new_engine(self) -> ActorHandle:
         from actors.rollout import spawn_rollout_actors
@@ -312,7 +325,7 @@ def train(cfg: TrainConfig, run_dir: Path | None = None,
 def _lost_learner(e: BaseException) -> BaseException | None:
     """The LearnerLost behind ``e`` (itself, or a cause: a checkpoint that could not be
     written, the generation thread's failure), or None."""
-    from learner.group import LearnerLost
+    from rlce.core.types import LearnerLost
 
     seen = 0
     while e is not None and seen < 10:

@@ -104,3 +104,9 @@ class TrainGroup:
     problem_id: str
     samples: tuple[ScoredSample, ...]
     advantages: tuple[float, ...] | None = None
+
+
+class LearnerLost(RuntimeError):
+    """A learner actor died (its process was killed, its node was lost): the model's state in
+    the group is gone, and the run can only go on from a checkpoint. (Here, not in
+    ``learner.group``, so that the CLI can catch it without importing torch and Ray.)"""

@@ -75,8 +75,8 @@ def test_augmented_tests_catch_a_memorised_program_and_train(tmp_path):
     assert "{(1, 2): 3" in recheck["examples"][0]["text"]
     # the augmented set trains as it is
     train_dir = tmp_path / "train"
-    out = rlce(["train", *SMALL, "algo.steps=1", "data=jsonl", f"data.path={out_file}",
-                "eval.before=false", "eval.after=false",
+    out = rlce(["train", *SMALL, "rollout=transformers", "algo.steps=1", "data=jsonl",
+                f"data.path={out_file}", "eval.before=false", "eval.after=false",
                 "logging.mode=disabled", f"hydra.run.dir={train_dir}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     rates = json.loads((train_dir / "problem_pass_rates.json").read_text())

@@ -25,6 +25,8 @@ from tests.ray_nodes import actor_pids
 pytestmark = pytest.mark.slow  # rlce CLI subprocesses, training runs on Ray
 
 RLCE = str(Path(sys.executable).parent / "rlce")
+# A run's smallest shape. Tests whose subject is not the engine add rollout=transformers: it is
+# ready in seconds, where a vLLM engine takes about 35 (tests of the default keep vLLM).
 SMALL = ["model=tiny", "algo.groups_per_step=2", "algo.problems_per_draw=0", "algo.n=2",
          "algo.max_tokens=16", "algo.drop_uniform_groups=false", "rollout.max_model_len=512",
          "rollout.kv_cache_gb=1", "eval.limit=3", "eval.n=2"]
@@ -262,8 +264,9 @@ def test_bench_pipeline_prints_the_wall_time_split(tmp_path):
 
 
 def test_failure_curriculum_logs_its_bands_and_keeps_them_in_checkpoints(tmp_path):
-    out = rlce(["train", *SMALL, "algo.steps=2", "data.curriculum=failures", "data.min_tries=2",
-                "eval.before=false", "eval.after=false", f"logging.dir={tmp_path}"], tmp_path)
+    out = rlce(["train", *SMALL, "rollout=transformers", "algo.steps=2",
+                "data.curriculum=failures", "data.min_tries=2", "eval.before=false",
+                "eval.after=false", f"logging.dir={tmp_path}"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path)
     steps = [r for r in history(next((run_dir / "wandb").glob("offline-run-*")))
@@ -293,7 +296,8 @@ def test_sft_from_pairs_then_rejection_sampling_then_from_the_store(tmp_path):
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(
         {"problem": p["id"], "prompt": p["prompt"], "completion": "```python\npass\n```\n"})
         + "\n" for p in problems[:2]))
-    common = ["model=tiny", "algo=sft", "data=jsonl", f"data.path={tmp_path}/problems.jsonl",
+    common = ["model=tiny", "rollout=transformers", "algo=sft", "data=jsonl",
+              f"data.path={tmp_path}/problems.jsonl",
               "rollout.max_model_len=512", "rollout.kv_cache_gb=1", "eval.before=false",
               "eval.after=false", "learner.warmup_steps=0"]
 
