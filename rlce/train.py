@@ -145,23 +145,31 @@ class Parts:
         ensure_ray(cfg.cluster.address)
         self.cfg = cfg
         self.learner: Learner | LearnerGroup | None = None
+        self.engines: list[ActorHandle] = []
+        self.fleet: ExecutorFleet | None = None
 
-        def launch() -> tuple[list[ActorHandle], list[Any]]:
-            return launch_rollout_actors(cfg.rollout, cfg.start_model, cfg.seed,
-                                         cfg.rollout.engines)
+        def launch() -> list[Any]:
+            self.engines, starting = launch_rollout_actors(cfg.rollout, cfg.start_model,
+                                                           cfg.seed, cfg.rollout.engines)
+            return starting
 
         # CPU engines load while the learner and the fleet start. A GPU engine starts once the
         # learner has loaded: vLLM sizes its cache from the GPU memory it finds free, and a
         # learner on the same GPU would take it away in the middle.
         gpu = cfg.rollout.num_gpus > 0
-        self.engines, starting = ([], []) if gpu else launch()
-        args = (cfg.learner, cfg.algo, cfg.model.name, cfg.seed, cfg.checkpoint.resume)
-        if learner:
-            self.learner = Learner(*args) if cfg.learner.actors == 0 else LearnerGroup(*args)
-        if gpu:
-            self.engines, starting = launch()
-        self.fleet = ExecutorFleet(cfg.executor)
-        ray.get(starting)
+        try:
+            starting = [] if gpu else launch()
+            args = (cfg.learner, cfg.algo, cfg.model.name, cfg.seed, cfg.checkpoint.resume)
+            if learner:
+                self.learner = (Learner(*args) if cfg.learner.actors == 0 else
+                                LearnerGroup(*args))
+            if gpu:
+                starting = launch()
+            self.fleet = ExecutorFleet(cfg.executor)
+            ray.get(starting)
+        except BaseException:  # what did start lets its resources go (a restart needs them)
+            self.close()
+            raise
 
     def new_engine(self) -> ActorHandle:
         from actors.rollout import spawn_rollout_actors
@@ -189,7 +197,8 @@ class Parts:
 
         if self.learner:
             self.learner.shutdown()
-        self.fleet.close()
+        if self.fleet is not None:
+            self.fleet.close()
         for e in self.engines:
             ray.kill(e)  # a no-op for an engine that already died
 
